@@ -1,0 +1,197 @@
+"""The `harness` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from harness.errors import UsageError
+
+EPILOG = """\
+examples:
+  harness device                      what this machine is, and its theoretical peaks
+  harness run suites/quick.yaml       time the quick suite; prints where the run is stored
+  harness kinds                       the case kinds a suite may use, with their parameters
+
+Units are decimal SI (1 GB = 1e9 bytes, 1 GFLOP/s = 1e9 FLOP/s); a multiply-add counts 2 FLOPs.
+"""
+
+
+def _human_time(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def _headline(record: dict) -> str:
+    """The figure a reader wants for a record: the workload's own metric, else FLOP/s, else B/s."""
+    m = record.get("metrics") or {}
+    if "ghz" in m:
+        return f"{m['ghz']:.3f} GHz"
+    if "flops_per_s" in m and record.get("cost", {}).get("flops", 0) and (
+            "bytes_per_s" not in m or record["cost"].get("intensity", 0) >= 1):
+        return f"{m['flops_per_s'] / 1e9:.2f} GFLOP/s"
+    if "bytes_per_s" in m:
+        return f"{m['bytes_per_s'] / 1e9:.2f} GB/s"
+    return ""
+
+
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
+              for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def summary_table(records: list[dict]) -> str:
+    rows = []
+    for r in records:
+        t = r.get("timing") or {}
+        if r.get("status") == "ok":
+            ci = f"[{_human_time(t['ci95_low'])}, {_human_time(t['ci95_high'])}]"
+            faults = r.get("faults", {}).get("minor_per_call", 0)
+            rows.append([r["case_id"], "ok", _human_time(t["median"]), ci, f"{100 * t['cv']:.1f}%",
+                         t["n"], f"{faults:.3g}", _headline(r), len(r.get("warnings", []))])
+        else:
+            reason = (r.get("error") or "").splitlines()[0][:70] if r.get("error") else ""
+            rows.append([r["case_id"], r.get("status"), "", "", "", "", "", reason, ""])
+    return format_table(["case", "status", "median", "95% CI", "CV", "n", "faults/call",
+                         "figure", "warnings"], rows)
+
+
+def cmd_device(args) -> int:
+    from harness.fingerprint import fingerprint, format_fingerprint
+
+    fp = fingerprint()
+    print(json.dumps(fp, indent=2) if args.json else format_fingerprint(fp))
+    return 0
+
+
+def cmd_kinds(args) -> int:
+    from kernels import registry
+
+    for name, kind in sorted(registry.kinds().items()):
+        print(f"{name}: {kind.description}")
+        for pname, p in kind.params.items():
+            default = "required" if p.required else f"default {p.default!r}"
+            choices = f", one of {list(p.choices)}" if p.choices else ""
+            print(f"    {pname}: {getattr(p.type, '__name__', p.type)} ({default}{choices}) {p.help}")
+    return 0
+
+
+def run_suite(suite, results: Path, progress: bool = True, argv: list[str] | None = None):
+    """Runs a loaded suite into a new run folder; returns (store, records)."""
+    from tqdm import tqdm
+
+    from harness import fingerprint as fpmod
+    from harness.runner import run_cases
+    from harness.store import RunStore, git_revision
+
+    fp = fpmod.fingerprint()
+    store = RunStore.create(results, fpmod.device_slug(fp), suite.name)
+    manifest = {
+        "run_id": store.run_id,
+        "status": "running",
+        "suite": {"name": suite.name, "description": suite.description,
+                  "path": str(suite.path) if suite.path else None,
+                  "cases": [c.to_dict() for c in suite.cases]},
+        "command_line": argv if argv is not None else sys.argv,
+        "git_revision": git_revision(Path(__file__).resolve().parent.parent),
+        "started_at": time.time(),
+        "fingerprint": fp,
+        "warnings": fp["machine_state"]["warnings"],
+    }
+    store.write_manifest(manifest)
+    status = "interrupted"
+    on_start, on_record, bar = None, None, None
+    if progress and sys.stderr.isatty():
+        bar = tqdm(total=len(suite.cases), desc=suite.name, unit="case", file=sys.stderr,
+                   dynamic_ncols=True)
+        on_start = lambda case: bar.set_postfix_str(case.case_id, refresh=True)
+        on_record = lambda record: bar.update(1)
+    elif progress:  # a log, not a terminal: one line per finished case
+        done = [0]
+
+        def on_record(record):
+            done[0] += 1
+            print(f"[{done[0]}/{len(suite.cases)}] {record['case_id']}: {record['status']}",
+                  file=sys.stderr, flush=True)
+    try:
+        records = run_cases(suite.cases, store, on_start=on_start, on_record=on_record)
+        status = "complete"
+    finally:
+        if bar is not None:
+            bar.close()
+        store.update_manifest(status=status, finished_at=time.time())
+        store.close()
+    return store, records
+
+
+def cmd_run(args) -> int:
+    from harness.suite import load_suite
+
+    suite = load_suite(args.suite)
+    if args.filter:
+        suite.cases = [c for c in suite.cases if args.filter in c.case_id]
+        if not suite.cases:
+            raise UsageError(f"--filter {args.filter!r}: no case id contains it")
+    if args.budget_scale != 1.0:
+        for c in suite.cases:
+            c.policy = {**c.policy, "budget_s": c.policy["budget_s"] * args.budget_scale}
+    print(f"running {len(suite.cases)} cases of {suite.name} ({suite.path})", file=sys.stderr)
+    try:
+        store, records = run_suite(suite, Path(args.results), progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every record finished so far is kept", file=sys.stderr)
+        return 130
+    print(summary_table(records))
+    failed = sum(r["status"] == "failed" for r in records)
+    skipped = sum(r["status"] == "skipped" for r in records)
+    print(f"\n{len(records) - failed - skipped} ok, {failed} failed, {skipped} skipped")
+    print(f"run stored in {store.path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness", description="Empirical micro-benchmarks for deep-learning inference: "
+        "how fast this device really is, and why a model runs at the speed it does.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("device", help="fingerprint this machine and print its theoretical peaks")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_device)
+
+    p = sub.add_parser("kinds", help="list the case kinds a suite may use, with their parameters")
+    p.set_defaults(func=cmd_kinds)
+
+    p = sub.add_parser("run", help="run a suite file, storing every record under results/")
+    p.add_argument("suite", help="a suite YAML file, e.g. suites/quick.yaml")
+    p.add_argument("--results", default="results", help="where runs are stored (default: results)")
+    p.add_argument("--filter", help="only cases whose id contains this text")
+    p.add_argument("--budget-scale", type=float, default=1.0,
+                   help="multiply every case's sampling budget (e.g. 0.2 for a fast look)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

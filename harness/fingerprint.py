@@ -1,0 +1,328 @@
+"""The device fingerprint: what the machine is, and its theoretical peak FLOP/s.
+
+Theoretical peak = cores x nominal GHz x FLOPs/cycle/core at the best ISA level. The
+FLOPs/cycle come from the table below (FMA pipes x lanes x 2), written out per
+microarchitecture because vector width alone misleads: Zen 4 and Zen 5 mobile parts
+run a 512-bit FMA as two 256-bit halves, so AVX-512 there peaks no higher than AVX2.
+Every peak says where its GHz came from; the probes measure the real figures.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import re
+from pathlib import Path
+
+from harness import conditions
+
+# ISA levels, lowest to highest, with the /proc/cpuinfo flags that define each.
+ISA_LEVELS = {
+    "sse": ["sse", "sse2", "ssse3", "sse4_1", "sse4_2"],
+    "avx": ["avx"],
+    "avx2": ["avx2", "fma"],
+    "avx512": ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni",
+               "avx512_bf16", "avx512_fp16", "avx512ifma", "avx512vbmi"],
+    "amx": ["amx_tile", "amx_bf16", "amx_int8"],
+    "neon": ["asimd", "asimdhp", "asimddp", "fphp"],
+    "sve": ["sve", "sve2"],
+}
+# The flag that makes a level usable for FMA-peak purposes.
+LEVEL_KEY_FLAG = {"sse": "sse2", "avx": "avx", "avx2": "fma", "avx512": "avx512f",
+                  "amx": "amx_tile", "neon": "asimd", "sve": "sve"}
+
+# FMA pipes and the widest datapath per microarchitecture: FLOPs/cycle/core for fp32 at
+# a vector width w bits = pipes x min(w, datapath)/32 x 2. fp64 is half of fp32.
+# Sources: vendors' optimisation manuals; Agner Fog's microarchitecture tables.
+UARCH_FMA = {
+    # name: (FMA pipes, datapath bits, widest ISA level)
+    "zen1": (2, 128, "avx2"),          # 256-bit ops split in two
+    "zen2": (2, 256, "avx2"),
+    "zen3": (2, 256, "avx2"),
+    "zen4": (2, 256, "avx512"),        # 512-bit FMA runs as two 256-bit halves
+    "zen5": (2, 512, "avx512"),        # server/desktop parts: full 512-bit datapath
+    "skylake-client": (2, 256, "avx2"),
+    "skylake-server": (2, 512, "avx512"),   # Skylake-SP, Cascade Lake (10980XE), Cooper Lake
+    "icelake-client": (1, 512, "avx512"),   # one 512-bit FMA (ports 0+1 fused)
+    "icelake-server": (2, 512, "avx512"),
+    "sapphire-rapids": (2, 512, "avx512"),
+    "haswell": (2, 256, "avx2"),
+    "neoverse-n1": (2, 128, "neon"),
+    "neoverse-v1": (2, 256, "sve"),
+    "apple-m1": (4, 128, "neon"),
+}
+LEVEL_BITS = {"scalar": 32, "sse": 128, "avx": 256, "avx2": 256, "avx512": 512,
+              "neon": 128, "sve": 256}
+DTYPE_LANE_BITS = {"float64": 64, "float32": 32, "float16": 16, "bfloat16": 16}
+
+
+def flops_per_cycle(uarch: str, level: str, dtype: str = "float32") -> float:
+    """FLOPs per cycle per core: FMA pipes x lanes x 2 (a multiply-add is 2 FLOPs).
+
+    fp16/bf16 are counted at the fp32 rate: on these CPUs they convert to fp32 for the FMA
+    (AVX512-FP16 and AMX change that; the AMX tile rate is not modelled here).
+    """
+    pipes, datapath, _ = UARCH_FMA.get(uarch, (2, LEVEL_BITS.get(level, 128), level))
+    lane_bits = max(DTYPE_LANE_BITS.get(dtype, 32), 32)
+    width = 32 if level == "scalar" else min(LEVEL_BITS.get(level, 128), datapath)
+    if level == "scalar":
+        return pipes * 2.0
+    return pipes * (width / lane_bits) * 2.0
+
+
+def _cpuinfo_fields() -> dict:
+    fields: dict[str, str] = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return fields
+    for line in text.splitlines():
+        if ":" in line:
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def detect_uarch(vendor: str, family: int | None, model: int | None, flags: set[str]) -> str | None:
+    """Microarchitecture from CPUID family/model; None when unknown (the table falls back
+    to 2 FMA pipes at the widest vector width, labelled 'assumed')."""
+    if family is None:
+        return None
+    if "AMD" in vendor:
+        if family == 0x17:
+            return "zen2" if (model or 0) >= 0x30 else "zen1"
+        if family == 0x19:
+            return "zen4" if "avx512f" in flags else "zen3"
+        if family == 0x1A:
+            return "zen5"
+    if "Intel" in vendor and family == 6:
+        server = {0x55: "skylake-server", 0x6A: "icelake-server", 0x6C: "icelake-server",
+                  0x8F: "sapphire-rapids", 0xCF: "sapphire-rapids"}
+        client = {0x7D: "icelake-client", 0x7E: "icelake-client", 0x8C: "icelake-client",
+                  0x8D: "icelake-client", 0x4E: "skylake-client", 0x5E: "skylake-client",
+                  0x8E: "skylake-client", 0x9E: "skylake-client", 0x3C: "haswell", 0x3F: "haswell"}
+        return server.get(model) or client.get(model)
+    return None
+
+
+def isa_levels(flags: set[str]) -> dict[str, list[str]]:
+    """The flags present at each level, only levels with any flag present."""
+    found = {level: [f for f in names if f in flags] for level, names in ISA_LEVELS.items()}
+    return {level: present for level, present in found.items() if present}
+
+
+def usable_levels(flags: set[str]) -> list[str]:
+    """Vector levels usable for FMA-style work, lowest to highest, always starting with scalar."""
+    levels = ["scalar"]
+    for level in ("sse", "avx2", "avx512", "neon", "sve"):
+        if LEVEL_KEY_FLAG[level] in flags:
+            levels.append(level)
+    return levels
+
+
+def cache_sizes() -> list[dict]:
+    """Caches of cpu0 from sysfs: level, type, size in bytes, CPUs sharing it."""
+    caches = []
+    base = conditions.SYS_CPU / "cpu0" / "cache"
+    for index in sorted(base.glob("index*")):
+        read = lambda name: (index / name).read_text().strip() if (index / name).exists() else None
+        size = read("size")
+        if not size:
+            continue
+        m = re.fullmatch(r"(\d+)([KMG]?)", size)
+        mult = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[m.group(2)] if m else 1
+        caches.append({
+            "level": int(read("level") or 0),
+            "type": read("type"),
+            "size_bytes": int(m.group(1)) * mult if m else None,
+            "shared_cpu_list": read("shared_cpu_list"),
+        })
+    return caches
+
+
+def _physical_cores() -> int:
+    cores = {conditions.core_of(c) for c in range(os.cpu_count() or 1)
+             if (conditions.SYS_CPU / f"cpu{c}").exists()}
+    return len(cores) or (os.cpu_count() or 1)
+
+
+def _nominal_ghz(brand: str, cpuinfo: dict) -> tuple[float | None, str]:
+    m = re.search(r"@\s*([\d.]+)\s*GHz", brand)
+    if m:
+        return float(m.group(1)), "brand string"
+    maxfreq = conditions.SYS_CPU / "cpu0" / "cpufreq" / "cpuinfo_max_freq"
+    if maxfreq.exists():
+        return int(maxfreq.read_text()) / 1e6, "cpufreq cpuinfo_max_freq"
+    if "cpu MHz" in cpuinfo:
+        return float(cpuinfo["cpu MHz"]) / 1000.0, ("/proc/cpuinfo 'cpu MHz' (in a VM often the "
+                                                    "timestamp-counter rate, not the core clock)")
+    return None, "unknown"
+
+
+def _versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for dist in ("numpy", "torch", "onnxruntime", "onnx", "numba", "llvmlite", "pandas", "scipy"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
+    return versions
+
+
+def blas_info() -> list[dict]:
+    from threadpoolctl import threadpool_info
+
+    keep = ("internal_api", "version", "architecture", "threading_layer", "num_threads", "prefix")
+    return [{k: p.get(k) for k in keep} for p in threadpool_info()]
+
+
+def gpus() -> list[dict]:
+    """GPUs seen by torch.cuda; empty without CUDA."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    if not torch.cuda.is_available():
+        return []
+    out = []
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        out.append({"index": i, "name": p.name, "memory_bytes": p.total_memory,
+                    "sm_count": p.multi_processor_count, "capability": f"{p.major}.{p.minor}"})
+    return out
+
+
+def fingerprint(with_gpu: bool = True) -> dict:
+    import psutil
+
+    cpuinfo = _cpuinfo_fields()
+    flags = set((cpuinfo.get("flags") or cpuinfo.get("Features") or "").split())
+    vendor = cpuinfo.get("vendor_id") or cpuinfo.get("CPU implementer") or platform.processor()
+    brand = cpuinfo.get("model name") or platform.processor() or "unknown cpu"
+    family = int(cpuinfo["cpu family"]) if cpuinfo.get("cpu family", "").isdigit() else None
+    model = int(cpuinfo["model"]) if cpuinfo.get("model", "").isdigit() else None
+    uarch = detect_uarch(vendor, family, model, flags)
+    logical = os.cpu_count() or 1
+    physical = _physical_cores()
+    ghz, ghz_source = _nominal_ghz(brand, cpuinfo)
+    levels = usable_levels(flags)
+    best = levels[-1]
+    if uarch and UARCH_FMA[uarch][2] in levels:
+        best = UARCH_FMA[uarch][2]
+    peaks = {}
+    for dtype in ("float32", "float64"):
+        fpc = flops_per_cycle(uarch or "", best, dtype)
+        peaks[dtype] = {
+            "isa": best,
+            "flops_per_cycle_per_core": fpc,
+            "cores": physical,
+            "ghz": ghz,
+            "ghz_source": ghz_source,
+            "flops_per_s": physical * ghz * 1e9 * fpc if ghz else None,
+            "table": uarch or "assumed: 2 FMA pipes at the widest vector width",
+        }
+    state = conditions.machine_state()
+    mem = psutil.virtual_memory()
+    info = {
+        "cpu": {
+            "model": brand,
+            "vendor": vendor,
+            "family": family,
+            "model_number": model,
+            "uarch": uarch,
+            "machine": platform.machine(),
+            "physical_cores": physical,
+            "logical_cpus": logical,
+            "available_cpus": conditions.available_cpus(),
+            "isa_levels": isa_levels(flags),
+            "usable_levels": levels,
+            "caches": cache_sizes(),
+        },
+        "memory": {"total_bytes": mem.total, "available_bytes": mem.available,
+                   "cgroup_limit_bytes": cgroup_memory_limit()},
+        "os": {"system": platform.system(), "release": platform.release(),
+               "distribution": _os_release(), "hostname": platform.node()},
+        "vm": {"hypervisor": state["hypervisor"],
+               "note": ("the guest may not see the real clock; CPUs may be shared with other guests"
+                        if state["hypervisor"] else None)},
+        "frequency_sources": {
+            "cpufreq_sysfs": state["cpufreq_available"],
+            "proc_cpuinfo_mhz": float(cpuinfo["cpu MHz"]) if "cpu MHz" in cpuinfo else None,
+        },
+        "versions": _versions(),
+        "blas": blas_info(),
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS_", "MKL_", "OMP_", "NUMBA_"))},
+        "gpus": gpus() if with_gpu else [],
+        "theoretical_peak": peaks,
+        "machine_state": state,
+    }
+    return info
+
+
+def device_slug(fp: dict) -> str:
+    from harness.store import slug
+
+    cpu = fp["cpu"]
+    name = f"{cpu['model']}-{cpu['logical_cpus']}cpu"
+    if fp.get("gpus"):
+        name += "-" + fp["gpus"][0]["name"]
+    return slug(name)
+
+
+def cgroup_memory_limit() -> int | None:
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:
+            return int(text)
+    return None
+
+
+def _os_release() -> str | None:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return None
+
+
+def format_fingerprint(fp: dict) -> str:
+    """The readable table `harness device` prints."""
+    cpu = fp["cpu"]
+    gib = 1024**3
+    rows = [
+        ("CPU", f"{cpu['model']} ({cpu['vendor']}, family {cpu['family']} model {cpu['model_number']}, "
+                f"uarch {cpu['uarch'] or 'unknown'})"),
+        ("Cores", f"{cpu['physical_cores']} physical, {cpu['logical_cpus']} logical; "
+                  f"this process may use CPUs {cpu['available_cpus']}"),
+        ("ISA levels", "; ".join(f"{lvl}: {' '.join(f)}" for lvl, f in cpu["isa_levels"].items())),
+        ("Caches", ", ".join(f"L{c['level']} {c['type'].lower() if c['type'] else ''} "
+                             f"{c['size_bytes'] // 1024} KiB (shared by CPUs {c['shared_cpu_list']})"
+                             for c in cpu["caches"]) or "not reported"),
+        ("Memory", f"{fp['memory']['total_bytes'] / gib:.1f} GiB total, "
+                   f"{fp['memory']['available_bytes'] / gib:.1f} GiB available"
+                   + (f", cgroup limit {fp['memory']['cgroup_limit_bytes'] / gib:.1f} GiB"
+                      if fp["memory"]["cgroup_limit_bytes"] else "")),
+        ("OS", f"{fp['os']['distribution'] or fp['os']['system']}, kernel {fp['os']['release']}"),
+        ("VM", "yes (hypervisor flag): " + fp["vm"]["note"] if fp["vm"]["hypervisor"] else "no hypervisor flag"),
+        ("Frequency sources", f"cpufreq sysfs: {'yes' if fp['frequency_sources']['cpufreq_sysfs'] else 'no'}; "
+                              f"/proc/cpuinfo cpu MHz: {fp['frequency_sources']['proc_cpuinfo_mhz']}"),
+        ("Libraries", ", ".join(f"{k} {v}" for k, v in fp["versions"].items() if v)),
+        ("BLAS", "; ".join(f"{b['internal_api']} {b['version']} ({b['architecture']}, {b['num_threads']} threads)"
+                           for b in fp["blas"]) or "none loaded"),
+        ("GPUs", ", ".join(f"{g['name']} ({g['memory_bytes'] / gib:.0f} GiB, {g['sm_count']} SMs)"
+                           for g in fp["gpus"]) or "none (torch.cuda not available)"),
+    ]
+    for dtype, p in fp["theoretical_peak"].items():
+        value = f"{p['flops_per_s'] / 1e9:.1f} GFLOP/s" if p["flops_per_s"] else "unknown (no GHz)"
+        rows.append((f"Theoretical peak {dtype}",
+                     f"{value} = {p['cores']} cores x {p['ghz']} GHz x {p['flops_per_cycle_per_core']:g} "
+                     f"FLOP/cycle ({p['isa']}, table: {p['table']}; GHz from {p['ghz_source']})"))
+    for w in fp["machine_state"]["warnings"]:
+        rows.append(("Warning", w))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -1,0 +1,192 @@
+"""The runner: spawns worker processes, enforces timeouts, turns crashes into records.
+
+Cases that share CPUs, thread count and environment run in one worker, one after the
+other. The worker's affinity and thread environment are set before its Python starts.
+A worker that crashes (a signal, a hard abort, the OOM killer) or hangs past its case's
+timeout is killed; its case is recorded as failed with the reason, and a fresh worker
+takes the remaining cases. Each record is appended to the store the moment it arrives.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from harness import conditions
+from harness.store import RunStore
+from harness.suite import Case
+
+# Seconds a worker may take to start Python and import the harness before its first case.
+WORKER_START_TIMEOUT = 60.0
+PR_SET_PDEATHSIG = 1
+
+
+def _preexec(cpus: list[int], memory_limit_gb: float | None):
+    def setup():
+        os.setsid()  # its own process group, so a kill takes any children with it
+        try:  # die with the runner, so a killed run leaves no orphan burning a core
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except OSError:
+            pass
+        os.sched_setaffinity(0, cpus)
+        if memory_limit_gb:
+            limit = int(memory_limit_gb * 1e9)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return setup
+
+
+def _failed(case: Case, reason: str, log_tail: str = "") -> dict:
+    return {"case_id": case.case_id, "kind": case.kind, "params": case.params,
+            "threads": case.threads, "cpus_requested": case.cpus, "env": case.env,
+            "status": "failed", "error": reason, "worker_log_tail": log_tail,
+            "started_at": time.time()}
+
+
+def _exit_reason(returncode: int | None) -> str:
+    if returncode is None:
+        return "worker stopped answering"
+    if returncode < 0:
+        sig = signal.Signals(-returncode).name
+        if sig == "SIGKILL":
+            return ("worker killed by SIGKILL (out of memory? the kernel's OOM killer sends SIGKILL)")
+        return f"worker crashed: killed by {sig}"
+    if returncode == 0:
+        return "worker exited before finishing the case"
+    return f"worker exited with code {returncode}"
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class _Worker:
+    """One worker process and the pipe it reports on."""
+
+    def __init__(self, cases: list[Case], log_path: Path):
+        first = cases[0]
+        spec = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="harness-cases-", delete=False)
+        json.dump({"cases": [c.to_dict() for c in cases]}, spec)
+        spec.close()
+        self.spec_path = spec.name
+        read_fd, write_fd = os.pipe()
+        env = {**os.environ, **conditions.thread_env(first.threads), **first.env}
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.worker", self.spec_path, str(write_fd)],
+            pass_fds=(write_fd,), env=env, stdin=subprocess.DEVNULL,
+            stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=_preexec(first.cpus, first.memory_limit_gb),
+        )
+        os.close(write_fd)
+        self.fd = read_fd
+        self.buffer = b""
+
+    def next_event(self, deadline: float) -> dict | None:
+        """The next event, or None on timeout or end of stream (check self.proc then)."""
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([self.fd], [], [], remaining)
+            if not ready:
+                return None
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.fd)
+        self.log.close()
+        os.unlink(self.spec_path)
+
+
+def group_cases(cases: list[Case]) -> list[list[Case]]:
+    """Cases that may share a worker, in order of first appearance."""
+    groups: dict[tuple, list[Case]] = {}
+    for case in cases:
+        groups.setdefault(case.worker_key(), []).append(case)
+    return list(groups.values())
+
+
+def run_cases(cases: list[Case], store: RunStore,
+              on_start: Callable[[Case], None] | None = None,
+              on_record: Callable[[dict], None] | None = None,
+              enrich: Callable[[dict], dict] | None = None) -> list[dict]:
+    """Runs every case; returns the records in the order they finished."""
+    records = []
+    worker_n = 0
+
+    def finish(record: dict) -> None:
+        if enrich is not None:
+            record = enrich(record)
+        record = store.append(record)
+        records.append(record)
+        if on_record is not None:
+            on_record(record)
+
+    for group in group_cases(cases):
+        pending = list(group)
+        while pending:
+            worker_n += 1
+            log_path = store.path / "logs" / f"worker-{worker_n}.log"
+            worker = _Worker(pending, log_path)
+            current: Case | None = None
+            deadline = time.monotonic() + WORKER_START_TIMEOUT
+            try:
+                while pending:
+                    event = worker.next_event(deadline)
+                    if event is None:
+                        timed_out = time.monotonic() >= deadline and worker.proc.poll() is None
+                        worker.kill()
+                        victim = current or pending[0]
+                        if timed_out:
+                            limit = victim.timeout if current else WORKER_START_TIMEOUT
+                            reason = (f"timed out after {limit:g} s; the worker was killed" if current
+                                      else f"worker did not start within {limit:g} s")
+                        else:
+                            reason = _exit_reason(worker.proc.returncode)
+                        finish(_failed(victim, reason, _tail(log_path)))
+                        pending.remove(victim)
+                        break
+                    if event["event"] == "start":
+                        current = next(c for c in pending if c.case_id == event["case_id"])
+                        deadline = time.monotonic() + current.timeout
+                        if on_start is not None:
+                            on_start(current)
+                    elif event["event"] == "record":
+                        finish(event["record"])
+                        pending.remove(current)
+                        current = None
+                else:
+                    worker.close()
+            except BaseException:
+                worker.kill()
+                raise
+    return records

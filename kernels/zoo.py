@@ -1,0 +1,68 @@
+"""The model zoo: standard published inference architectures with random weights.
+
+Everything is written in this repository (kernels/zoo_nets.py); nothing is downloaded.
+Weights come from a fixed seed, so a (name, seed) pair always gives the same model.
+Importing this module does not start torch; build() and repvgg_deploy() do.
+
+    build(name, seed=0) -> torch.nn.Module in eval mode
+    input_shape(name, batch=1) -> (batch, 3, 224, 224)
+    repvgg_deploy(model) -> the fused deploy form of a training-form RepVGG
+"""
+from __future__ import annotations
+
+MODELS: dict[str, str] = {
+    "resnet18": "ResNet-18 (He et al. 2016), torchvision layout; 11,689,512 params",
+    "resnet50": "ResNet-50 v1.5 (stride on the 3x3), torchvision layout; 25,557,032 params",
+    "mobilenet_v2": "MobileNetV2 width 1.0 (Sandler et al. 2018), torchvision layout; 3,504,872 params",
+    "shufflenet_v2_x1_0": "ShuffleNetV2 x1.0 (Ma et al. 2018), torchvision layout; 2,278,604 params",
+    "vgg16": "VGG-16 config D without BN (Simonyan & Zisserman 2015), torchvision layout; 138,357,544 params",
+    "repvgg_a0": "RepVGG-A0 training form: 3x3+BN, 1x1+BN and identity-BN branches (Ding et al. 2021); "
+                 "9,108,968 params",
+    "repvgg_a0_deploy": "RepVGG-A0 deploy form: one 3x3 conv with bias per block, fused from "
+                        "repvgg_a0 with the same seed; 8,309,384 params",
+    "vit_tiny": "ViT-Ti/16 = DeiT-Tiny (Touvron et al. 2021), timm deit_tiny_patch16_224 layout, "
+                "explicit qkv/matmul/softmax attention; 5,717,416 params",
+}
+
+# Every model is defined for the published 224x224 ImageNet input. The CNNs also accept
+# other sizes (adaptive pooling); vit_tiny's position embedding fixes it at 224.
+_IMAGE = 224
+
+
+def _check(name: str) -> None:
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
+
+
+def input_shape(name: str, batch: int = 1) -> tuple[int, int, int, int]:
+    _check(name)
+    return (batch, 3, _IMAGE, _IMAGE)
+
+
+def build(name: str, seed: int = 0):
+    """The model `name` in eval mode, its weights drawn after torch.manual_seed(seed).
+
+    The caller's global torch RNG state is left as it was.
+    """
+    _check(name)
+    import torch
+
+    from kernels import zoo_nets
+
+    if name == "repvgg_a0_deploy":
+        return zoo_nets.repvgg_deploy(build("repvgg_a0", seed))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = getattr(zoo_nets, name)()
+        zoo_nets.init_weights(model)
+        # Statistics measured on a batch of 2 at the model's own input size.
+        zoo_nets.calibrate_bn(model, input_shape(name, batch=2))
+    return model.eval()
+
+
+def repvgg_deploy(model):
+    """A new deploy-form RepVGG (one 3x3 conv + bias per block) equal to `model` in eval mode,
+    by the re-parameterisation of Ding et al. 2021, Sec. 3.3. `model` is left unchanged."""
+    from kernels import zoo_nets
+
+    return zoo_nets.repvgg_deploy(model)

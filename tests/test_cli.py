@@ -1,0 +1,86 @@
+"""Bad input gets one clear line and exit code 2; the commands do what --help says."""
+import json
+import os
+
+import pytest
+
+from conftest import harness_cli
+from harness.suite import parse_suite
+from harness.errors import UsageError
+
+BAD_SUITES = {
+    "unknown top key": ("name: x\ncases: [{kind: diagnostic.empty}]\nextra: 1\n", "extra: unknown top-level key"),
+    "unknown case key": ("cases: [{kind: diagnostic.empty, colour: red}]\n", "cases[0].colour: unknown key"),
+    "unknown kind": ("cases: [{kind: nope}]\n", "cases[0].kind: unknown case kind 'nope'"),
+    "missing kind": ("cases: [{id: a}]\n", "cases[0]: missing required key 'kind'"),
+    "wrong param type": ("cases: [{kind: numpy.matmul, params: {n: big}}]\n", "cases[0].params.n: expected int"),
+    "impossible param": ("cases: [{kind: numpy.matmul, params: {n: -3}}]\n", "cases[0].params.n: must be >= 1"),
+    "unknown param": ("cases: [{kind: numpy.matmul, params: {n: 8, m: 2}}]\n", "cases[0].params.m: unknown parameter"),
+    "missing param": ("cases: [{kind: numpy.matmul}]\n", "cases[0].params.n: required parameter missing"),
+    "bad choice": ("cases: [{kind: numpy.matmul, params: {n: 8, dtype: int4}}]\n", "cases[0].params.dtype: must be one of"),
+    "negative timeout": ("cases: [{kind: diagnostic.empty, timeout: -1}]\n", "cases[0].timeout: must be >="),
+    "too many threads": ("cases: [{kind: diagnostic.empty, threads: 4096}]\n", "cases[0].threads: 4096 threads exceed the"),
+    "cpu not available": ("cases: [{kind: diagnostic.empty, cpus: [4096]}]\n", "cases[0].cpus: CPUs [4096] are not available"),
+    "not yaml": ("cases: [kind: : x\n", "not valid YAML"),
+    "not a mapping": ("- 1\n- 2\n", "a suite file must be a mapping"),
+    "empty cases": ("cases: []\n", "cases: expected a non-empty list"),
+    "duplicate ids": ("cases: [{id: a, kind: diagnostic.empty}, {id: a, kind: diagnostic.empty}]\n", "duplicate case id"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_SUITES))
+def test_bad_suite_is_one_clear_line_and_exit_2(name, write_suite):
+    text, expected = BAD_SUITES[name]
+    path = write_suite(text)
+    out = harness_cli("run", path, "--results", path.parent / "r")
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith(f"error: {path}"), lines[0]
+    assert expected in lines[0], lines[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_suite_file(tmp_path):
+    out = harness_cli("run", tmp_path / "nope.yaml")
+    assert out.returncode == 2 and "no such suite file" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_thread_count_above_the_cores_is_refused():
+    with pytest.raises(UsageError, match=r"threads: 3 threads exceed the 2 CPUs"):
+        parse_suite({"cases": [{"kind": "diagnostic.empty", "threads": [1, 3]}]}, "s.yaml", allowed=[0, 1])
+
+
+def test_threads_all_and_matrix_expand():
+    suite = parse_suite({"cases": [{"id": "mm", "kind": "numpy.matmul", "params": {"n": 8},
+                                    "threads": [1, "all"][1], "matrix": {"dtype": ["float32", "float64"]}}]},
+                        "s.yaml", allowed=[0, 1])
+    assert [c.case_id for c in suite.cases] == ["mm[dtype=float32,t=2]", "mm[dtype=float64,t=2]"]
+    assert all(c.cpus == [0, 1] for c in suite.cases)
+
+
+def test_device_json_and_table():
+    out = harness_cli("device", "--json")
+    assert out.returncode == 0, out.stderr
+    fp = json.loads(out.stdout)
+    assert fp["cpu"]["logical_cpus"] == os.cpu_count()
+    assert "scalar" in fp["cpu"]["usable_levels"]
+    assert fp["theoretical_peak"]["float32"]["flops_per_cycle_per_core"] > 0
+    table = harness_cli("device")
+    assert table.returncode == 0 and "Theoretical peak float32" in table.stdout
+
+
+def test_help_lists_commands():
+    out = harness_cli("--help")
+    assert out.returncode == 0
+    for command in ("device", "run", "kinds"):
+        assert command in out.stdout
+
+
+def test_run_prints_summary_and_store_path(write_suite):
+    path = write_suite("defaults: {budget: 0.05, min_samples: 3, warmup_max: 0.1}\n"
+                       "cases: [{id: e, kind: diagnostic.empty}]\n")
+    out = harness_cli("run", path, "--results", path.parent / "r", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "e[t=1]" in out.stdout and "1 ok, 0 failed" in out.stdout
+    assert "run stored in" in out.stdout

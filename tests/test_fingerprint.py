@@ -1,0 +1,34 @@
+from harness import fingerprint as fp
+
+
+def test_flops_per_cycle_table():
+    # Zen 4: two 256-bit FMA pipes; a 512-bit FMA runs as two halves, so no gain over AVX2.
+    assert fp.flops_per_cycle("zen4", "avx512", "float32") == 32
+    assert fp.flops_per_cycle("zen4", "avx2", "float32") == 32
+    assert fp.flops_per_cycle("zen4", "avx512", "float64") == 16
+    assert fp.flops_per_cycle("zen4", "scalar", "float32") == 4
+    # Cascade Lake (10980XE): two 512-bit FMA pipes.
+    assert fp.flops_per_cycle("skylake-server", "avx512", "float32") == 64
+    assert fp.flops_per_cycle("skylake-server", "sse", "float32") == 16
+
+
+def test_uarch_detection():
+    assert fp.detect_uarch("AuthenticAMD", 0x19, 0x11, {"avx512f"}) == "zen4"
+    assert fp.detect_uarch("AuthenticAMD", 0x19, 0x21, set()) == "zen3"
+    assert fp.detect_uarch("GenuineIntel", 6, 0x55, set()) == "skylake-server"
+    assert fp.detect_uarch("GenuineIntel", 6, 0x01, set()) is None
+
+
+def test_isa_levels_grouping():
+    flags = {"sse", "sse2", "avx", "avx2", "fma", "avx512f", "avx512bw"}
+    levels = fp.isa_levels(flags)
+    assert levels["avx512"] == ["avx512f", "avx512bw"]
+    assert fp.usable_levels(flags) == ["scalar", "sse", "avx2", "avx512"]
+
+
+def test_fingerprint_fields():
+    info = fp.fingerprint(with_gpu=False)
+    assert info["cpu"]["physical_cores"] >= 1
+    assert all(c["size_bytes"] > 0 for c in info["cpu"]["caches"])
+    assert info["versions"]["numpy"]
+    assert set(info["theoretical_peak"]) == {"float32", "float64"}

@@ -1,0 +1,125 @@
+"""The runner survives crashing, raising and hanging cases, and a killed run keeps its records."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import ROOT, harness_cli
+from harness.store import RunStore, find_runs, load_manifest, load_run
+from harness.suite import parse_suite
+from harness.runner import run_cases
+
+FAST = "defaults: {budget: 0.05, min_samples: 3, warmup_max: 0.1, timeout: 20}\n"
+
+
+def _run(tmp_path, text):
+    suite = parse_suite(__import__("yaml").safe_load(text), "test.yaml")
+    store = RunStore.create(tmp_path, "dev", "test")
+    records = run_cases(suite.cases, store)
+    store.close()
+    return store, {r["case_id"]: r for r in records}
+
+
+def test_crash_exception_and_hang_become_failed_records_and_the_run_completes(tmp_path):
+    store, by_id = _run(tmp_path, FAST + """
+cases:
+  - {id: before, kind: diagnostic.empty}
+  - {id: abort, kind: diagnostic.crash, params: {how: abort}}
+  - {id: raises, kind: diagnostic.crash, params: {how: exception}}
+  - {id: hangs, kind: diagnostic.hang, timeout: 2}
+  - {id: after, kind: diagnostic.sleep, params: {seconds: 0.0001}}
+""")
+    assert by_id["before[t=1]"]["status"] == "ok"
+    assert by_id["after[t=1]"]["status"] == "ok"
+    assert by_id["abort[t=1]"]["status"] == "failed"
+    assert "SIGABRT" in by_id["abort[t=1]"]["error"]
+    assert by_id["raises[t=1]"]["status"] == "failed"
+    assert "raised on purpose" in by_id["raises[t=1]"]["error"]
+    assert by_id["hangs[t=1]"]["status"] == "failed"
+    assert "timed out after 2 s" in by_id["hangs[t=1]"]["error"]
+    df = load_run(store.path)
+    assert len(df) == 5 and set(df["status"]) == {"ok", "failed"}
+
+
+def test_out_of_memory_under_a_memory_limit_is_a_failed_record(tmp_path):
+    _, by_id = _run(tmp_path, FAST + """
+cases:
+  - {id: big, kind: diagnostic.allocate, params: {gbytes: 4}, memory_limit_gb: 1.5}
+  - {id: ok, kind: diagnostic.empty, memory_limit_gb: 1.5}
+""")
+    assert by_id["big[t=1]"]["status"] == "failed"
+    assert "MemoryError" in by_id["big[t=1]"]["error"]
+    assert by_id["ok[t=1]"]["status"] == "ok"
+
+
+def test_affinity_and_threads_are_applied_in_the_worker(tmp_path):
+    _, by_id = _run(tmp_path, FAST + """
+cases:
+  - {id: mm, kind: numpy.matmul, params: {n: 64}, threads: 1, cpus: [0]}
+""")
+    r = by_id["mm[t=1]"]
+    assert r["affinity"] == [0]
+    assert r["conditions"]["library_threads"]["blas_threads"]["openblas"] == 1
+
+
+def test_record_schema(tmp_path):
+    _, by_id = _run(tmp_path, FAST + "cases:\n  - {id: mm, kind: numpy.matmul, params: {n: 64}}\n")
+    r = by_id["mm[t=1]"]
+    for key in ("schema_version", "run_id", "case_id", "kind", "params", "threads", "affinity",
+                "status", "cost", "timing", "faults", "metrics", "conditions", "warnings", "info"):
+        assert key in r, key
+    for key in ("n", "median", "min", "p10", "p90", "iqr", "mean", "stdev", "cv", "ci95_low",
+                "ci95_high", "outliers", "samples", "warmup_iterations", "timer_overhead_s", "number"):
+        assert key in r["timing"], key
+    assert r["cost"]["flops"] == 2 * 64**3
+    assert r["metrics"]["flops_per_s"] == r["cost"]["flops"] / r["timing"]["median"]
+
+
+def test_page_fault_demo_fresh_buffers_fault_and_the_pool_does_not(tmp_path):
+    _, by_id = _run(tmp_path, FAST + """
+cases:
+  - {id: pf, kind: memory.page_faults, params: {mbytes: 4}, matrix: {mode: [fresh, pool]}}
+""")
+    fresh, pool = by_id["pf[mode=fresh,t=1]"], by_id["pf[mode=pool,t=1]"]
+    pages = fresh["info"]["pages_4k"]
+    # One first-touch fault per 4 KiB page of the fresh buffer (fewer if it got huge pages).
+    assert fresh["faults"]["minor_per_call"] >= 0.9 * pages or fresh["faults"]["minor_per_call"] >= 1
+    assert pool["faults"]["minor_per_call"] == 0
+
+
+def test_killed_run_keeps_every_finished_record(tmp_path, write_suite):
+    suite = write_suite(FAST + """
+cases:
+  - {id: one, kind: diagnostic.empty}
+  - {id: two, kind: diagnostic.sleep, params: {seconds: 0.001}}
+  - {id: forever, kind: diagnostic.hang, timeout: 600}
+""")
+    results = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(suite), "--results", str(results),
+                             "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    records = None
+    while time.time() < deadline:
+        runs = find_runs(results)
+        if runs and (runs[0] / "records.jsonl").exists():
+            lines = (runs[0] / "records.jsonl").read_text().splitlines()
+            if len(lines) >= 2:
+                records = lines
+                break
+        time.sleep(0.1)
+    assert records is not None, "the run never wrote two records"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run = find_runs(results)[0]
+    df = load_run(run)
+    assert sorted(df["case_id"]) == ["one[t=1]", "two[t=1]"]
+    assert (df["status"] == "ok").all()
+    assert load_manifest(run)["status"] == "running"  # never marked complete: it was killed
+    # The orphaned worker dies with its parent instead of hanging on a core.
+    for _ in range(50):
+        alive = [l for l in os.popen("ps -eo args").read().splitlines() if "harness.worker" in l and str(tmp_path) in l]
+        if not alive:
+            break
+        time.sleep(0.1)
