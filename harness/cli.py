@@ -14,6 +14,7 @@ examples:
   harness device                      what this machine is, and its theoretical peaks
   harness run suites/quick.yaml       time the quick suite; prints where the run is stored
   harness kinds                       the case kinds a suite may use, with their parameters
+  harness throttle                    clock by busy cores x instruction set
 
 Units are decimal SI (1 GB = 1e9 bytes, 1 GFLOP/s = 1e9 FLOP/s); a multiply-add counts 2 FLOPs.
 """
@@ -155,6 +156,37 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_throttle(args) -> int:
+    from harness.fingerprint import fingerprint, _cpu_flags_levels
+    from harness.throttle import LEVEL_ORDER, format_throttle_table, throttle_suite, throttle_table
+
+    available = _cpu_flags_levels()
+    levels = ["none"] + [lvl for lvl in LEVEL_ORDER[1:] if lvl in available]
+    if args.isa:
+        unknown = [lvl for lvl in args.isa if lvl not in levels]
+        if unknown:
+            raise UsageError(f"--isa {unknown[0]}: not available here (available: {', '.join(levels)})")
+        levels = [lvl for lvl in levels if lvl in args.isa]
+    from harness.conditions import available_cpus
+
+    cpus = available_cpus()
+    if args.max_cores is not None and not 1 <= args.max_cores <= len(cpus):
+        raise UsageError(f"--max-cores {args.max_cores}: must be between 1 and the {len(cpus)} CPUs "
+                         "this process may use")
+    suite = throttle_suite(levels, args.max_cores, seconds=args.seconds, dtype=args.dtype,
+                           budget=args.budget)
+    print(f"throttle: {len(suite.cases)} cells ({', '.join(levels)} x 1..{args.max_cores or len(cpus)} "
+          "busy cores)", file=sys.stderr)
+    store, records = run_suite(suite, Path(args.results), progress=not args.no_progress)
+    hypervisor = "hypervisor" in _cpu_flags_levels(raw=True)
+    print(format_throttle_table(throttle_table(records), hypervisor=hypervisor))
+    for r in records:
+        if r["status"] != "ok":
+            print(f"{r['case_id']}: {r['status']}: {r.get('error')}")
+    print(f"run stored in {store.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness", description="Empirical micro-benchmarks for deep-learning inference: "
@@ -177,6 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiply every case's sampling budget (e.g. 0.2 for a fast look)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("throttle", help="clock frequency by busy cores and ISA level (the 10980XE table)")
+    p.add_argument("--isa", nargs="+", help="levels to load with (default: none and every level this CPU has)")
+    p.add_argument("--max-cores", type=int, help="busy cores up to this many (default: all available)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--seconds", type=float, default=0.3, help="length of one sampling call (default 0.3)")
+    p.add_argument("--budget", type=float, default=1.0, help="sampling seconds per cell (default 1)")
+    p.add_argument("--results", default="results", help="where runs are stored (default: results)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_throttle)
     return parser
 
 

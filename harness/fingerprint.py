@@ -120,6 +120,12 @@ def usable_levels(flags: set[str]) -> list[str]:
     return levels
 
 
+def _cpu_flags_levels(raw: bool = False):
+    """This CPU's usable levels (or, with raw, its flag set) from /proc/cpuinfo."""
+    flags = conditions._cpu_flags()
+    return flags if raw else usable_levels(flags)
+
+
 def cache_sizes() -> list[dict]:
     """Caches of cpu0 from sysfs: level, type, size in bytes, CPUs sharing it."""
     caches = []

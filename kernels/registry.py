@@ -15,6 +15,11 @@ from typing import Any, Callable
 KERNEL_MODULES = (
     "kernels.basic",
     "kernels.cuda_probes",
+    "kernels.fma",
+    "kernels.frequency",
+    "kernels.stream",
+    "kernels.sweep",
+    "kernels.intensity",
 )
 
 _MISSING = object()

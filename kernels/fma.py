@@ -1,0 +1,491 @@
+"""Peak floating-point throughput: independent FMA chains at one instruction-set level.
+
+The kernel is written in LLVM IR with explicit types -- `<16 x float>` for a 512-bit
+register, `<8 x float>` for 256, `<4 x float>` for 128, plain `float` for scalar -- and
+compiled by llvmlite (the LLVM that Numba ships) for the host CPU with the features of
+every wider extension switched off. So the level is forced twice over: the IR only has
+values of that width, and the TargetMachine could not use a wider register even if an
+optimisation wanted one. No IR optimisation passes run (so the SLP vectoriser cannot
+merge scalar chains); only instruction selection and register allocation at -O3.
+`fma_assembly()` returns the machine code, and the tests read it.
+
+Levels (x86-64):
+  avx512  512-bit zmm, host features as detected (needs avx512f).
+  avx2    256-bit ymm; avx512*/avx10/amx switched off (needs avx2).
+  sse     128-bit xmm; avx512*/avx10/amx and avx2 (and what implies it) switched off. SSE has no FMA
+          instruction: where the CPU has FMA3 this level runs the VEX-encoded 128-bit
+          `vfmadd...ps/pd xmm` (FMA3 is architecturally tied to AVX encoding), else it runs
+          `mulps` + `addps`. Either way one multiply-add counts 2 FLOPs; info["op"] says which.
+  scalar  one element per instruction (`vfmadd...ss/sd`, or mulss+addss without FMA3),
+          same features as sse.
+Levels (AArch64): scalar and neon (128-bit `fmla`); other levels raise Skip.
+"best" is the widest level the host has.
+
+Each accumulator runs acc = acc * a + b with a = 1.0 and b = 2**-k, both passed at run
+time (LLVM cannot know a is 1; FMA units take the same time for any normal operands).
+Chain i starts at (i + 1) * b and every step is exact while acc stays below 2**p * b
+(p = 24 mantissa bits for fp32, 53 for fp64), so after n steps every lane must equal
+(i + 1 + n) * b bit for bit; k is chosen so that lies in (0.5, 1]: no overflow, no
+denormals, and a kernel that skipped a single step fails the check. fp32 therefore takes
+at most MAX_ITERATIONS_FP32 iterations per call.
+
+Accumulators: 16 where the level has 32 architectural vector registers (AVX-512, AArch64),
+12 where it has 16 (so the two broadcast operands fit beside them without spills). Either
+exceeds FMA latency x FMA pipes (4 x 2 on Zen 4/5 and recent Intel cores), which is what
+hides the latency.
+
+Threads: ctx.threads Python threads, each pinned to one CPU of ctx.cpus with
+os.sched_setaffinity(0, {cpu}) from inside itself (Linux pins the calling thread); the
+compiled function is called through ctypes, which releases the GIL, so the threads run
+in parallel. One Workload.fn call releases all threads through a barrier, each runs
+`iterations` once, and fn returns when all have finished.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import math
+import os
+import threading
+from dataclasses import dataclass
+
+from harness.workload import Context, Skip, Workload
+from kernels.registry import Kind, Param
+
+ISAS = ("scalar", "sse", "avx2", "avx512", "neon", "best")
+DTYPES = ("float32", "float64")
+X86_LEVELS = ("scalar", "sse", "avx2", "avx512")  # narrow to wide
+ARM_LEVELS = ("scalar", "neon")
+VECTOR_BITS = {"scalar": None, "sse": 128, "avx2": 256, "avx512": 512, "neon": 128}
+MAX_ITERATIONS_FP32 = 16_000_000  # every fp32 step stays exact below 2**24 steps in all
+_MANTISSA_BITS = {"float32": 24, "float64": 53}
+DEFAULT_ITERATIONS = 1_000_000  # ~1.5-5 ms per call at one thread on a ~3.5 GHz core
+
+# Features whose registers are wider than a level allows (prefix match on LLVM feature names).
+_WIDER_THAN = {
+    "avx512": (),
+    "avx2": ("avx512", "avx10", "amx", "evex512"),
+    "sse": ("avx512", "avx10", "amx", "evex512", "avx2"),
+    "scalar": ("avx512", "avx10", "amx", "evex512", "avx2"),
+}
+
+
+# --------------------------------------------------------------------------- the JIT
+
+def _llvm():
+    import llvmlite.binding as llvm
+
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    llvm.initialize_native_asmparser()  # for the inline assembly of the add chain
+    return llvm
+
+
+@functools.lru_cache(maxsize=None)
+def host_arch() -> str:
+    """'x86_64', 'aarch64', or whatever else LLVM reports for this process."""
+    return _llvm().get_process_triple().split("-")[0]
+
+
+def host_features() -> dict[str, bool]:
+    """The CPU features LLVM detected (it also checks the OS saves the wider registers)."""
+    return dict(_host_features())
+
+
+@functools.lru_cache(maxsize=None)
+def _host_features() -> tuple:
+    return tuple(_llvm().get_host_cpu_features().items())
+
+
+def level_features(isa: str) -> str:
+    """LLVM feature string for a level: the host's features, wider extensions switched off."""
+    off = _WIDER_THAN.get(isa, ())
+    features = sorted(host_features().items())
+    keep = [name for name, on in features if on and not name.startswith(off)]
+    drop = [name for name, on in features if not (on and not name.startswith(off))]
+    # Switch-offs go last: LLVM applies features in order and switching one off also
+    # switches off everything that implies it (e.g. -avx2 takes avxvnni with it).
+    return ",".join(["+" + name for name in keep] + ["-" + name for name in drop])
+
+
+@dataclass
+class Compiled:
+    """A JIT-compiled module: keep it referenced while its functions may be called."""
+
+    engine: object
+    target_machine: object
+    module: object
+    cpu: str
+    features: str
+
+    def address(self, name: str) -> int:
+        return self.engine.get_function_address(name)
+
+    def assembly(self) -> str:
+        return self.target_machine.emit_assembly(self.module)
+
+
+def compile_ir(ir: str, features: str | None = None) -> Compiled:
+    """Compiles LLVM IR for the host CPU with the given feature string (None: host's own).
+
+    No IR optimisation pipeline runs: the IR is written the way it should execute, and
+    the vectorisers must not widen the scalar level. Codegen runs at -O3."""
+    llvm = _llvm()
+    cpu = llvm.get_host_cpu_name()
+    if features is None:
+        features = llvm.get_host_cpu_features().flatten()
+    target = llvm.Target.from_triple(llvm.get_process_triple())
+    tm = target.create_target_machine(cpu=cpu, features=features, opt=3, jit=True)
+    module = llvm.parse_assembly(ir)
+    module.triple = llvm.get_process_triple()
+    module.data_layout = str(tm.target_data)
+    module.verify()
+    engine = llvm.create_mcjit_compiler(module, tm)
+    engine.finalize_object()
+    return Compiled(engine, tm, module, cpu, features)
+
+
+# --------------------------------------------------------------------------- levels
+
+def supported_levels() -> list[str]:
+    """The levels this CPU (and OS) can run, narrow to wide."""
+    arch = host_arch()
+    if arch == "x86_64":
+        f = host_features()
+        levels = ["scalar", "sse"]
+        if f.get("avx2") and f.get("avx"):
+            levels.append("avx2")
+        if f.get("avx512f"):
+            levels.append("avx512")
+        return levels
+    if arch in ("aarch64", "arm64"):
+        return list(ARM_LEVELS)
+    return ["scalar"]
+
+
+def resolve_isa(isa: str) -> str:
+    """Maps 'best' to the widest level; raises Skip for a level the host lacks."""
+    levels = supported_levels()
+    if isa == "best":
+        return levels[-1]
+    if isa not in levels:
+        raise Skip(f"instruction-set level {isa!r} is not available on this "
+                   f"{host_arch()} CPU (available: {', '.join(levels)})")
+    return isa
+
+
+def has_fma_instruction(isa: str) -> bool:
+    """Whether the level runs a fused multiply-add instruction (else mul + add)."""
+    if host_arch() in ("aarch64", "arm64"):
+        return True  # fmadd/fmla are base AArch64
+    return bool(host_features().get("fma"))
+
+
+def _itemsize(dtype: str) -> int:
+    return {"float32": 4, "float64": 8}[dtype]
+
+
+def lanes(isa: str, dtype: str) -> int:
+    bits = VECTOR_BITS[isa]
+    return 1 if bits is None else bits // (8 * _itemsize(dtype))
+
+
+def accumulators(isa: str) -> int:
+    """Independent chains: as many as the register file holds beside the two operands."""
+    wide_file = isa == "avx512" or (isa in ARM_LEVELS and host_arch() in ("aarch64", "arm64"))
+    return 16 if wide_file else 12
+
+
+def flops_per_instruction(isa: str, dtype: str) -> int:
+    """FLOPs one FMA instruction of this level does: lanes x 2."""
+    return 2 * lanes(isa, dtype)
+
+
+def flops_per_iteration(isa: str, dtype: str) -> int:
+    """FLOPs one loop iteration of the kernel does: accumulators x lanes x 2."""
+    return accumulators(isa) * flops_per_instruction(isa, dtype)
+
+
+def flops_per_call(threads: int, iterations: int, isa: str, dtype: str) -> float:
+    """threads x iterations x accumulators x lanes x 2."""
+    return float(threads * iterations * flops_per_iteration(isa, dtype))
+
+
+# --------------------------------------------------------------------------- the kernel
+
+def kernel_ir(isa: str, dtype: str, fused: bool = True) -> str:
+    """LLVM IR of `void fma_kernel(i64 n, T* init, T a, T b, T* out)`.
+
+    Loads `accumulators` vectors from init, runs acc = acc * a + b n times on each
+    (independent chains), stores them to out."""
+    elem = {"float32": "float", "float64": "double"}[dtype]
+    n_lanes, n_acc = lanes(isa, dtype), accumulators(isa)
+    vec = elem if n_lanes == 1 else f"<{n_lanes} x {elem}>"
+    suffix = ("f32" if elem == "float" else "f64") if n_lanes == 1 else \
+        f"v{n_lanes}{'f32' if elem == 'float' else 'f64'}"
+    lines = [f"declare {vec} @llvm.fma.{suffix}({vec}, {vec}, {vec})", "",
+             f"define void @fma_kernel(i64 %n, ptr %init, {elem} %a, {elem} %b, ptr %out) {{",
+             "entry:"]
+    if n_lanes == 1:
+        va, vb = "%a", "%b"
+    else:
+        lines += [f"  %a0 = insertelement {vec} poison, {elem} %a, i32 0",
+                  f"  %va = shufflevector {vec} %a0, {vec} poison, <{n_lanes} x i32> zeroinitializer",
+                  f"  %b0 = insertelement {vec} poison, {elem} %b, i32 0",
+                  f"  %vb = shufflevector {vec} %b0, {vec} poison, <{n_lanes} x i32> zeroinitializer"]
+        va, vb = "%va", "%vb"
+    align = _itemsize(dtype)
+    for k in range(n_acc):
+        lines += [f"  %pi{k} = getelementptr {vec}, ptr %init, i64 {k}",
+                  f"  %i{k} = load {vec}, ptr %pi{k}, align {align}"]
+    lines += ["  %empty = icmp sle i64 %n, 0",
+              "  br i1 %empty, label %exit, label %loop", "", "loop:",
+              "  %j = phi i64 [0, %entry], [%j1, %loop]"]
+    for k in range(n_acc):
+        lines.append(f"  %c{k} = phi {vec} [%i{k}, %entry], [%d{k}, %loop]")
+    for k in range(n_acc):
+        if fused:
+            lines.append(f"  %d{k} = call {vec} @llvm.fma.{suffix}({vec} %c{k}, {vec} {va}, {vec} {vb})")
+        else:  # no FMA instruction: a separate multiply and add, never contracted
+            lines += [f"  %m{k} = fmul {vec} %c{k}, {va}",
+                      f"  %d{k} = fadd {vec} %m{k}, {vb}"]
+    lines += ["  %j1 = add i64 %j, 1",
+              "  %more = icmp slt i64 %j1, %n",
+              "  br i1 %more, label %loop, label %exit", "", "exit:"]
+    for k in range(n_acc):
+        lines.append(f"  %r{k} = phi {vec} [%i{k}, %entry], [%d{k}, %loop]")
+    for k in range(n_acc):
+        lines += [f"  %po{k} = getelementptr {vec}, ptr %out, i64 {k}",
+                  f"  store {vec} %r{k}, ptr %po{k}, align {align}"]
+    lines += ["  ret void", "}", ""]
+    return "\n".join(lines)
+
+
+_cache: dict[tuple[str, str], tuple[Compiled, object]] = {}
+_cache_lock = threading.Lock()
+
+
+def compile_kernel(isa: str, dtype: str) -> tuple[Compiled, object]:
+    """(compiled module, ctypes function) for a level; the level is not checked against the host."""
+    key = (isa, dtype)
+    with _cache_lock:
+        if key not in _cache:
+            compiled = compile_ir(kernel_ir(isa, dtype, fused=has_fma_instruction(isa)),
+                                  level_features(isa))
+            ctype = ctypes.c_float if dtype == "float32" else ctypes.c_double
+            proto = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p, ctype, ctype,
+                                     ctypes.c_void_p)  # CFUNCTYPE: the GIL is released during the call
+            _cache[key] = (compiled, proto(compiled.address("fma_kernel")))
+        return _cache[key]
+
+
+def fma_assembly(isa: str, dtype: str) -> str:
+    """The machine code (AT&T syntax on x86) the kernel compiles to at this level.
+    Raises Skip for a level the host lacks (LLVM would quietly split the wide vectors)."""
+    return compile_kernel(resolve_isa(isa), dtype)[0].assembly()
+
+
+class FmaRun:
+    """One thread's buffers and constants for the kernel, and the exact check of its output."""
+
+    def __init__(self, isa: str, dtype: str, iterations: int):
+        self.isa, self.dtype, self.iterations = isa, dtype, iterations
+        self.func = compile_kernel(isa, dtype)[1]
+        ctype = ctypes.c_float if dtype == "float32" else ctypes.c_double
+        count = accumulators(isa) * lanes(isa, dtype)
+        # Distinct start values, so no two chains are the same computation (which LLVM could merge).
+        self.start_steps = [1 + i for i in range(count)]
+        last = count + iterations
+        if last >= 2 ** _MANTISSA_BITS[dtype]:
+            raise ValueError(f"iterations: {iterations} is too many for {dtype}: "
+                             f"the check needs every step exact")
+        self.b = 2.0 ** -math.ceil(math.log2(last))  # the largest value is (0.5, 1]
+        self.init = (ctype * count)(*(s * self.b for s in self.start_steps))
+        self.out = (ctype * count)()
+        self._args = (ctypes.c_int64(iterations), ctypes.cast(self.init, ctypes.c_void_p),
+                      ctype(1.0), ctype(self.b), ctypes.cast(self.out, ctypes.c_void_p))
+
+    def __call__(self) -> None:
+        self.func(*self._args)
+
+    def check(self) -> None:
+        for k, (steps, got) in enumerate(zip(self.start_steps, self.out)):
+            expect = (steps + self.iterations) * self.b
+            if got != expect:
+                raise AssertionError(
+                    f"{self.isa}/{self.dtype} FMA chain {k}: got {got!r}, expected {expect!r} "
+                    f"({self.iterations} exact steps of {self.b!r})")
+
+
+# --------------------------------------------------------------------------- threads
+
+class PinnedThreads:
+    """Persistent threads, one per CPU in `cpus`, each pinned to its CPU; run() makes each
+    call work(index) once, all released together, and returns when all are done."""
+
+    def __init__(self, cpus: list[int], work):
+        self.cpus, self.work = list(cpus), work
+        n = len(self.cpus)
+        self._start, self._done = threading.Barrier(n + 1), threading.Barrier(n + 1)
+        ready = threading.Barrier(n + 1)
+        self._stop = False
+        self.errors: list[BaseException] = []
+        self.affinity: list[list[int] | None] = [None] * n
+        self._threads = [threading.Thread(target=self._loop, args=(i, ready), daemon=True,
+                                          name=f"pinned-{cpu}") for i, cpu in enumerate(self.cpus)]
+        for t in self._threads:
+            t.start()
+        ready.wait()  # every thread has pinned itself
+        if self.errors:
+            self.close()
+            raise self.errors[0]
+
+    def _loop(self, i: int, ready: threading.Barrier) -> None:
+        try:
+            os.sched_setaffinity(0, {self.cpus[i]})  # 0 = the calling thread on Linux
+            self.affinity[i] = sorted(os.sched_getaffinity(0))
+        except BaseException as exc:  # noqa: BLE001 -- reported by the constructor
+            self.errors.append(exc)
+        ready.wait()
+        while True:
+            self._start.wait()
+            if self._stop:
+                return
+            try:
+                self.work(i)
+            except BaseException as exc:  # noqa: BLE001 -- reported by run()
+                self.errors.append(exc)
+            self._done.wait()
+
+    def run(self) -> None:
+        self._start.wait()
+        self._done.wait()
+        if self.errors:
+            raise self.errors[0]
+
+    def close(self) -> None:
+        self._stop = True
+        self._start.wait()
+        for t in self._threads:
+            t.join()
+
+
+def thread_cpus(ctx: Context) -> list[int]:
+    """One CPU per thread, from ctx.cpus (or the process's affinity), reused round-robin."""
+    cpus = list(ctx.cpus) or sorted(os.sched_getaffinity(0))
+    return [cpus[i % len(cpus)] for i in range(max(1, ctx.threads))]
+
+
+def run_pinned(cpu: int | None, fn):
+    """Calls fn() in a fresh thread pinned to `cpu` (the caller's affinity is untouched)."""
+    if cpu is None:
+        return fn()
+    box = {}
+
+    def body():
+        try:
+            os.sched_setaffinity(0, {cpu})
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001
+            box["error"] = exc
+    t = threading.Thread(target=body, daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+# --------------------------------------------------------------------------- the case
+
+def fma_throughput(params: dict, ctx: Context) -> Workload:
+    dtype, iterations = params["dtype"], params["iterations"]
+    isa = resolve_isa(params["isa"])
+    cpus = thread_cpus(ctx)
+    runs = [FmaRun(isa, dtype, iterations) for _ in cpus]
+    team = PinnedThreads(cpus, lambda i: runs[i]())
+    flops = flops_per_call(len(cpus), iterations, isa, dtype)
+    compiled = compile_kernel(isa, dtype)[0]
+    fused = has_fma_instruction(isa)
+
+    def check():
+        for run in runs:
+            run.check()
+
+    def metrics(median_s: float) -> dict:
+        from kernels.frequency import measure_ghz
+
+        # The clock right after the timed loop, on the first thread's core: Zen keeps
+        # its clock under AVX-512, but a CPU with AVX frequency licences recovers within
+        # milliseconds, so on those this reads high (see `harness throttle` for under-load).
+        ghz = run_pinned(cpus[0], lambda: measure_ghz(seconds=0.03))
+        per_thread = flops / len(cpus) / median_s
+        return {"gflops": flops / median_s / 1e9,
+                "gflops_per_thread": per_thread / 1e9,
+                "ghz_after": ghz,
+                "flops_per_cycle_per_core": per_thread / (ghz * 1e9)}
+
+    info = {
+        "isa": isa, "dtype": dtype, "lanes": lanes(isa, dtype), "vector_bits": VECTOR_BITS[isa],
+        "accumulators": accumulators(isa), "iterations": iterations, "threads": len(cpus),
+        "op": "fma" if fused else "mul+add",
+        "flops_per_instruction": flops_per_instruction(isa, dtype),
+        "flops_per_iteration": flops_per_iteration(isa, dtype),
+        "forced_by": "llvmlite TargetMachine for the host CPU with wider extensions "
+                     "switched off; IR values of exactly this width",
+        "llvm_cpu": compiled.cpu,
+        "features_off": sorted(f[1:] for f in compiled.features.split(",")
+                               if f.startswith("-") and host_features().get(f[1:])),
+        "cpus": cpus, "affinity_obtained": team.affinity,
+        "llvm": ".".join(map(str, _llvm().llvm_version_info)),
+    }
+    return Workload(fn=team.run, flops=flops, check=check, info=info, metrics=metrics,
+                    teardown=team.close)
+
+
+def flops_per_cycle(isa: str, dtype: str, cpu: int | None = None, seconds: float = 0.4) -> float:
+    """FLOPs per clock cycle one core attains with this kernel -- measured, not a table value.
+
+    Alternates a ~1 ms FMA run with a ~0.3 ms add chain on the same core and divides each
+    run's FLOP/s by the clock read right after it (the clock drifts by a few percent between
+    seconds, so the two must be paired); returns the median of the second half (the first
+    settles the clock, which takes about 0.2 s)."""
+    import statistics
+    import time
+
+    from kernels.frequency import time_chain
+
+    isa = resolve_isa(isa)
+
+    def body():
+        run = FmaRun(isa, dtype, 100_000 if lanes(isa, dtype) > 1 else 300_000)
+        flops = flops_per_call(1, run.iterations, isa, dtype)
+        start = time.perf_counter()
+        ratios = []
+        while (now := time.perf_counter()) < start + seconds or len(ratios) < 2:
+            run()
+            elapsed = time.perf_counter() - now
+            ghz = time_chain(1_000_000)
+            ratios.append(flops / elapsed / (ghz * 1e9))
+        run.check()
+        return statistics.median(ratios[len(ratios) // 2:])  # the first half settles the clock
+    return run_pinned(cpu, body)
+
+
+def _validate(params: dict) -> None:
+    if params["dtype"] == "float32" and params["iterations"] > MAX_ITERATIONS_FP32:
+        raise ValueError(f"iterations: at most {MAX_ITERATIONS_FP32} for float32 "
+                         "(the result check needs every step exact)")
+
+
+KINDS = [
+    Kind("probe.fma", "kernels.fma:fma_throughput",
+         {"dtype": Param(str, "float32", choices=DTYPES),
+          "isa": Param(str, "best", choices=ISAS,
+                       help="instruction-set level; 'best' = widest the CPU has"),
+          "iterations": Param(int, DEFAULT_ITERATIONS, min=1,
+                              help="loop iterations per thread per call (each: one FMA per accumulator)")},
+         "peak FLOP/s: independent FMA chains in registers at one instruction-set level, "
+         "one pinned thread per CPU",
+         validate=_validate),
+]
