@@ -14,6 +14,7 @@ examples:
   harness device                      what this machine is, and its theoretical peaks
   harness run suites/quick.yaml       time the quick suite; prints where the run is stored
   harness kinds                       the case kinds a suite may use, with their parameters
+  harness probe [--quick]             measure the ceilings; writes the device profile
   harness throttle                    clock by busy cores x instruction set
 
 Units are decimal SI (1 GB = 1e9 bytes, 1 GFLOP/s = 1e9 FLOP/s); a multiply-add counts 2 FLOPs.
@@ -91,8 +92,15 @@ def run_suite(suite, results: Path, progress: bool = True, argv: list[str] | Non
     from harness.runner import run_cases
     from harness.store import RunStore, git_revision
 
+    from harness.placement import Placer
+    from harness.profile import load_profile, profile_path, update_profile
+
     fp = fpmod.fingerprint()
-    store = RunStore.create(results, fpmod.device_slug(fp), suite.name)
+    device = fpmod.device_slug(fp)
+    store = RunStore.create(results, device, suite.name)
+    profile_file = profile_path(results, device)
+    profile = load_profile(profile_file)
+    placer = Placer(profile, fp, str(profile_file) if profile else None)
     manifest = {
         "run_id": store.run_id,
         "status": "running",
@@ -103,6 +111,7 @@ def run_suite(suite, results: Path, progress: bool = True, argv: list[str] | Non
         "git_revision": git_revision(Path(__file__).resolve().parent.parent),
         "started_at": time.time(),
         "fingerprint": fp,
+        "profile": str(profile_file) if profile else None,
         "warnings": fp["machine_state"]["warnings"],
     }
     store.write_manifest(manifest)
@@ -121,8 +130,11 @@ def run_suite(suite, results: Path, progress: bool = True, argv: list[str] | Non
             print(f"[{done[0]}/{len(suite.cases)}] {record['case_id']}: {record['status']}",
                   file=sys.stderr, flush=True)
     try:
-        records = run_cases(suite.cases, store, on_start=on_start, on_record=on_record)
+        records = run_cases(suite.cases, store, on_start=on_start, on_record=on_record, enrich=placer)
         status = "complete"
+        updated = update_profile(profile_file, records, fp, store.run_id)
+        if updated is not None:
+            (store.path / "profile.json").write_text(json.dumps(updated, indent=2))
     finally:
         if bar is not None:
             bar.close()
@@ -187,6 +199,41 @@ def cmd_throttle(args) -> int:
     return 0
 
 
+def cmd_probe(args) -> int:
+    from harness.fingerprint import fingerprint
+    from harness.profile import format_profile, load_profile
+    from harness.suite import load_suite, parse_suite
+    from kernels.sweep import sweep_sizes
+    from kernels.stream import llc_total_bytes
+
+    suites = Path(__file__).resolve().parent.parent / "suites"
+    suite = load_suite(suites / ("probe-quick.yaml" if args.quick else "probe.yaml"))
+    if not args.quick and not args.no_sweep:
+        sizes_kib = [round(s / 1024, 3) for s in sweep_sizes(llc_total_bytes())]
+        sweep = parse_suite({
+            "defaults": {"budget": 0.15, "min_samples": 5, "warmup_max": 0.3, "timeout": 120},
+            "cases": [{"id": f"sweep-{op}", "kind": "probe.sweep", "params": {"op": op},
+                       "matrix": {"kbytes": sizes_kib}, "threads": [1, "all"]}
+                      for op in ("read", "write", "triad")]}, "generated sweep")
+        suite.cases += sweep.cases
+    if args.budget_scale != 1.0:
+        for c in suite.cases:
+            c.policy = {**c.policy, "budget_s": c.policy["budget_s"] * args.budget_scale}
+    print(f"probe: {len(suite.cases)} cases ({suite.path.name}"
+          f"{'' if args.quick or args.no_sweep else ' + working-set sweep'})", file=sys.stderr)
+    store, records = run_suite(suite, Path(args.results), progress=not args.no_progress)
+    profile = load_profile(store.path / "profile.json")
+    if profile is None:
+        raise UsageError("the probe measured nothing usable; see the failed cases in " + str(store.path))
+    print(format_profile(profile))
+    failed = [r for r in records if r["status"] == "failed"]
+    for r in failed:
+        print(f"failed: {r['case_id']}: {r.get('error')}")
+    print(f"\nrun stored in {store.path}")
+    print(f"device profile: {store.path.parent / 'profile.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness", description="Empirical micro-benchmarks for deep-learning inference: "
@@ -209,6 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiply every case's sampling budget (e.g. 0.2 for a fast look)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("probe", help="measure peak FLOP/s, bandwidth per memory level and the clock; "
+                                     "writes the device profile")
+    p.add_argument("--quick", action="store_true", help="the quick probe (under a minute)")
+    p.add_argument("--no-sweep", action="store_true", help="skip the working-set sweep of the full probe")
+    p.add_argument("--budget-scale", type=float, default=1.0, help="multiply every case's sampling budget")
+    p.add_argument("--results", default="results", help="where runs are stored (default: results)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("throttle", help="clock frequency by busy cores and ISA level (the 10980XE table)")
     p.add_argument("--isa", nargs="+", help="levels to load with (default: none and every level this CPU has)")

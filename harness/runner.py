@@ -145,7 +145,10 @@ def run_cases(cases: list[Case], store: RunStore,
 
     def finish(record: dict) -> None:
         if enrich is not None:
-            record = enrich(record)
+            try:
+                record = enrich(record)
+            except Exception as exc:  # analysis must never cost a measurement
+                record.setdefault("warnings", []).append(f"roofline placement failed: {exc!r}")
         record = store.append(record)
         records.append(record)
         if on_record is not None:

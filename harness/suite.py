@@ -4,6 +4,8 @@ A suite is YAML:
 
     name: quick                  # optional, defaults to the file's stem
     description: ...
+    include: [probe-quick.yaml]  # optional: other suites (relative to this file) run first,
+                                 # each with its own defaults
     defaults:                    # optional, any case key below except id/kind
       threads: 1
       budget: 0.5
@@ -35,7 +37,7 @@ from harness import conditions
 from harness.errors import UsageError
 from kernels import registry
 
-TOP_KEYS = {"name", "description", "defaults", "cases"}
+TOP_KEYS = {"name", "description", "defaults", "cases", "include"}
 CASE_KEYS = {"id", "kind", "params", "matrix", "threads", "cpus", "timeout", "budget",
              "min_samples", "max_samples", "warmup_max", "memory_limit_gb"}
 DEFAULTS = {"threads": 1, "cpus": None, "timeout": 120.0, "budget": 1.0, "min_samples": 10,
@@ -182,8 +184,11 @@ def parse_suite(data, source: str, allowed: list[int] | None = None) -> Suite:
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
         _fail(f"{source}: {unknown[0]}", f"unknown top-level key (allowed: {', '.join(sorted(TOP_KEYS))})")
-    raw_cases = data.get("cases")
-    if not isinstance(raw_cases, list) or not raw_cases:
+    included = data.get("include") or []
+    raw_cases = data.get("cases", [] if included else None)
+    if not isinstance(included, list) or not all(isinstance(i, str) for i in included):
+        _fail(f"{source}: include", f"expected a list of suite file names, got {included!r}")
+    if not isinstance(raw_cases, list) or not (raw_cases or included):
         _fail(f"{source}: cases", "expected a non-empty list of cases")
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
@@ -192,6 +197,11 @@ def parse_suite(data, source: str, allowed: list[int] | None = None) -> Suite:
     if bad:
         _fail(f"{source}: defaults.{bad[0]}", "unknown key")
     cases: list[Case] = []
+    for name in included:
+        path = Path(source).parent / name
+        if not path.exists():
+            _fail(f"{source}: include", f"no such suite file {path}")
+        cases.extend(load_suite(path, allowed).cases)
     for i, raw in enumerate(raw_cases):
         cases.extend(expand_case(f"{source}: cases[{i}]", raw, defaults, allowed))
     ids = [c.case_id for c in cases]

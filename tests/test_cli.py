@@ -84,3 +84,22 @@ def test_run_prints_summary_and_store_path(write_suite):
     assert out.returncode == 0, out.stderr
     assert "e[t=1]" in out.stdout and "1 ok, 0 failed" in out.stdout
     assert "run stored in" in out.stdout
+
+
+def test_suite_include_runs_the_included_cases_first(tmp_path):
+    (tmp_path / "base.yaml").write_text("cases: [{id: base, kind: diagnostic.empty}]\n")
+    (tmp_path / "top.yaml").write_text("include: [base.yaml]\ncases: [{id: top, kind: diagnostic.empty}]\n")
+    from harness.suite import load_suite
+
+    assert [c.case_id for c in load_suite(tmp_path / "top.yaml").cases] == ["base[t=1]", "top[t=1]"]
+    (tmp_path / "bad.yaml").write_text("include: [missing.yaml]\n")
+    with pytest.raises(UsageError, match="include: no such suite file"):
+        load_suite(tmp_path / "bad.yaml")
+
+
+def test_shipped_suites_validate():
+    from conftest import ROOT
+    from harness.suite import load_suite
+
+    for path in sorted((ROOT / "suites").glob("*.yaml")):
+        assert load_suite(path).cases, path

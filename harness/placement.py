@@ -1,0 +1,95 @@
+"""Places each measured op on the roofline as its record arrives.
+
+For a record whose workload counted both FLOPs and bytes, the ceilings are the device
+profile's (measured, at the record's thread count when it was probed there, else the
+best over thread counts), compute for the record's dtype and bandwidth of DRAM (the
+document's model: every tensor moved once from memory). Without a profile, only the
+datasheet peak from the fingerprint is known, and the placement says so. The datasheet
+figure is always kept beside the measured one, labelled, never in its place.
+"""
+from __future__ import annotations
+
+from harness.roofline import Roofline, efficiency, roofline_bound
+
+# Dtypes with no ceiling of their own are placed against the fp32 one on CPUs that convert
+# them to fp32 for the FMA; the record says so.
+FALLBACK_DTYPE = {"bfloat16": "float32", "float16": "float32", "int8": "float32", "uint8": "float32"}
+
+
+class Placer:
+    def __init__(self, profile: dict | None, fingerprint: dict, profile_path: str | None = None):
+        self.profile = profile
+        self.profile_path = profile_path
+        self.datasheet = {dtype: p.get("flops_per_s") for dtype, p in fingerprint["theoretical_peak"].items()}
+        self._roofs: dict = {}
+
+    def _roof(self, threads: int | None) -> Roofline | None:
+        if self.profile is None:
+            return None
+        if threads not in self._roofs:
+            roof = Roofline.from_profile(self.profile, threads=threads)
+            if not roof.compute_ceilings or not roof.bandwidth_ceilings:
+                roof = Roofline.from_profile(self.profile)
+            self._roofs[threads] = roof
+        return self._roofs[threads]
+
+    def _ceilings(self, dtype: str, threads: int) -> tuple[float | None, float | None, str, str]:
+        """(peak FLOP/s, DRAM B/s, source, the dtype whose ceiling was used)."""
+        roof = self._roof(threads)
+        used = dtype
+        if roof is not None:
+            for candidate in (dtype, FALLBACK_DTYPE.get(dtype)):
+                if candidate is None:
+                    continue
+                try:
+                    peak = roof.peak(candidate).value
+                except KeyError:
+                    continue
+                try:
+                    bw = roof.bandwidth("DRAM").value
+                except KeyError:
+                    bw = None
+                return peak, bw, "measured", candidate
+        used = dtype if self.datasheet.get(dtype) else FALLBACK_DTYPE.get(dtype, "float32")
+        return self.datasheet.get(used), None, "theoretical", used
+
+    def __call__(self, record: dict) -> dict:
+        cost = record.get("cost") or {}
+        timing = record.get("timing") or {}
+        flops, nbytes = cost.get("flops"), cost.get("bytes")
+        if record.get("status") != "ok" or not flops or not nbytes or not timing.get("median"):
+            return record
+        measured_s = timing["median"]
+        dtype = (record.get("params") or {}).get("dtype") or "float32"
+        peak, bw, source, used = self._ceilings(dtype, record.get("threads") or 1)
+        if peak is None:
+            return record
+        if bw is not None:
+            b = roofline_bound(flops, nbytes, peak, bw)
+            bound, theoretical_s, ridge = b.bound, b.theoretical_time_s, b.ridge_intensity
+        else:  # no bandwidth measured: only the compute side of the roof is known
+            bound, theoretical_s, ridge = "compute (bandwidth unknown)", flops / peak, None
+        sheet_peak = self.datasheet.get(used)
+        record["roofline"] = {
+            "source": source,
+            "profile": self.profile_path if source == "measured" else None,
+            "dtype": dtype,
+            "ceiling_dtype": used,
+            "level": "DRAM",
+            "peak_flops_per_s": peak,
+            "bandwidth_bytes_per_s": bw,
+            "intensity": flops / nbytes,
+            "ridge_intensity": ridge,
+            "bound": bound,
+            "theoretical_time_s": theoretical_s,
+            "efficiency": efficiency(measured_s, theoretical_s),
+            "attained_flops_per_s": flops / measured_s,
+            "attained_bytes_per_s": nbytes / measured_s,
+            "datasheet": {
+                "peak_flops_per_s": sheet_peak,
+                "theoretical_time_s": flops / sheet_peak if sheet_peak else None,
+                "efficiency": efficiency(measured_s, flops / sheet_peak) if sheet_peak else None,
+                "note": "compute only: the fingerprint has no datasheet bandwidth",
+            },
+        }
+        return record
