@@ -216,6 +216,10 @@ def machine_state(cpus: list[int] | None = None) -> dict:
                         "(watch steal time) and the guest may not see the real clock")
     if not isolated:
         warnings.append("no isolated CPUs (isolcpus): the OS may schedule other work on pinned CPUs")
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if forced:
+        warnings.append(f"OPENBLAS_CORETYPE={forced} forces OpenBLAS's {forced} kernels: BLAS figures "
+                        "may sit below what this CPU's widest ISA level reaches")
     thp = _read(Path("/sys/kernel/mm/transparent_hugepage/enabled"))
     return {
         "cpus": cpus,

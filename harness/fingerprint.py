@@ -176,6 +176,7 @@ def _versions() -> dict:
 
 
 def blas_info() -> list[dict]:
+    import numpy  # noqa: F401  (threadpoolctl sees only libraries already loaded)
     from threadpoolctl import threadpool_info
 
     keep = ("internal_api", "version", "architecture", "threading_layer", "num_threads", "prefix")
