@@ -165,6 +165,10 @@ def update_profile(path: Path, records: list[dict], fingerprint: dict, run_id: s
                                             if ghz else None),
         }
     cpu = fingerprint["cpu"]
+    profile["frequency_reported"] = {
+        "proc_cpuinfo_mhz": fingerprint.get("frequency_sources", {}).get("proc_cpuinfo_mhz"),
+        "cpufreq_sysfs": fingerprint.get("frequency_sources", {}).get("cpufreq_sysfs"),
+    }
     profile.update({
         "schema_version": SCHEMA_VERSION,
         "device": {"model": cpu["model"], "uarch": cpu["uarch"], "physical_cores": cpu["physical_cores"],
@@ -214,6 +218,18 @@ def format_profile(profile: dict) -> str:
     if rows:
         lines.append("\nBandwidth ceilings (GB/s = 1e9 B/s)")
         lines.append(format_table(["level", "threads", "GB/s", "source"], rows))
+    rows = [[p["level"], p["op"], p["threads"], f"{p['first_bytes'] / 1024:.0f}-{p['last_bytes'] / 1024:.0f}",
+             f"{p['median_gbs']:.1f}", f"{p['nominal_bytes'] / 1024:.0f}" if p.get("nominal_bytes") else "-"]
+            for p in sorted(profile.get("plateaus", []), key=lambda p: (p["op"], p["threads"], p["first_bytes"]))]
+    if rows:
+        lines.append("\nWorking-set sweep plateaus, beside the cache the threads hold together (KiB = 1024 B)")
+        lines.append(format_table(["level", "op", "threads", "sizes KiB", "GB/s", "cache KiB"], rows))
     if profile.get("frequency_ghz"):
         lines.append(f"\nCore clock under load: {profile['frequency_ghz']:.3f} GHz ({profile.get('frequency_source')})")
+        reported = profile.get("frequency_reported") or {}
+        if reported.get("proc_cpuinfo_mhz"):
+            lines.append(f"  /proc/cpuinfo says {reported['proc_cpuinfo_mhz']:.0f} MHz"
+                         + ("" if reported.get("cpufreq_sysfs") else
+                            " and there is no cpufreq: in a VM that figure is the timestamp-counter rate, "
+                            "not the core clock"))
     return "\n".join(lines)
