@@ -141,6 +141,18 @@ def other_load(cpus: list[int], interval: float = 0.05) -> dict:
     return {"per_cpu_percent": busy, "own_percent": own_percent, "others_percent": others}
 
 
+def clock_ghz(seconds: float = 0.01) -> float | None:
+    """The core clock right now, from a dependent add chain (kernels/frequency.py): the OS
+    figure is missing or wrong in most VMs. Read right after the timed region, while the core
+    is still in the state the work left it in. None where the chain cannot be built."""
+    try:
+        from kernels.frequency import measure_ghz
+
+        return measure_ghz(seconds=seconds, sample_adds=500_000)
+    except Exception:
+        return None
+
+
 def cpu_steal(cpus: list[int]) -> float:
     """Seconds the hypervisor gave our CPUs to someone else (0 where not reported)."""
     times = psutil.cpu_times(percpu=True)

@@ -84,6 +84,7 @@ def run_case(case: Case, affinity: list[int]) -> dict:
         workload = factory(case.params, Context(case.case_id, case.threads, case.cpus))
         library_threads = conditions.set_library_threads(case.threads)
         m = measure(workload, TimingPolicy.from_dict(case.policy), case.cpus)
+        clock_after = conditions.clock_ghz()
         if workload.check is not None:
             workload.check()
         freq_after = conditions.cpufreq_mhz(case.cpus)
@@ -95,6 +96,7 @@ def run_case(case: Case, affinity: list[int]) -> dict:
             info=workload.info,
             conditions={"load_before": load_before, "load_after": load_after,
                         "cpufreq_mhz_before": freq_before, "cpufreq_mhz_after": freq_after,
+                        "clock_ghz_after": clock_after,
                         "library_threads": library_threads},
             warnings=measurement_warnings(m, load_before, load_after, affinity, case),
             **m,
