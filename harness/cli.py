@@ -55,13 +55,16 @@ def summary_table(records: list[dict]) -> str:
         if r.get("status") == "ok":
             ci = f"[{_human_time(t['ci95_low'])}, {_human_time(t['ci95_high'])}]"
             faults = r.get("faults", {}).get("minor_per_call", 0)
+            roof = r.get("roofline")
+            placed = (f"{100 * roof['efficiency']:.0f}% {roof['bound'].split()[0]}"
+                      + ("" if roof["source"] == "measured" else " (datasheet)")) if roof else ""
             rows.append([r["case_id"], "ok", _human_time(t["median"]), ci, f"{100 * t['cv']:.1f}%",
-                         t["n"], f"{faults:.3g}", _headline(r), len(r.get("warnings", []))])
+                         t["n"], f"{faults:.3g}", _headline(r), placed, len(r.get("warnings", []))])
         else:
             reason = (r.get("error") or "").splitlines()[0][:70] if r.get("error") else ""
-            rows.append([r["case_id"], r.get("status"), "", "", "", "", "", reason, ""])
+            rows.append([r["case_id"], r.get("status"), "", "", "", "", "", reason, "", ""])
     return format_table(["case", "status", "median", "95% CI", "CV", "n", "faults/call",
-                         "figure", "warnings"], rows)
+                         "figure", "of roofline", "warnings"], rows)
 
 
 def cmd_device(args) -> int:
