@@ -16,6 +16,10 @@ examples:
   harness kinds                       the case kinds a suite may use, with their parameters
   harness probe [--quick]             measure the ceilings; writes the device profile
   harness throttle                    clock by busy cores x instruction set
+  harness conv --ic 128 --oc 128 --hw 28 -k 3 --pad 1
+                                      one conv config: cost, time per backend, roofline
+  harness report latest               HTML + Markdown report of the newest run
+  harness compare RUN_A RUN_B         matching cases side by side, Mann-Whitney U verdicts
 
 Units are decimal SI (1 GB = 1e9 bytes, 1 GFLOP/s = 1e9 FLOP/s); a multiply-add counts 2 FLOPs.
 """
@@ -143,6 +147,7 @@ def run_suite(suite, results: Path, progress: bool = True, argv: list[str] | Non
             bar.close()
         store.update_manifest(status=status, finished_at=time.time())
         store.close()
+    store.report = write_report_safely(store.path)
     return store, records
 
 
@@ -168,7 +173,19 @@ def cmd_run(args) -> int:
     skipped = sum(r["status"] == "skipped" for r in records)
     print(f"\n{len(records) - failed - skipped} ok, {failed} failed, {skipped} skipped")
     print(f"run stored in {store.path}")
+    print(f"report: {store.report}" if store.report else "report: not written (see the message above)")
     return 0
+
+
+def write_report_safely(run_path: Path) -> Path | None:
+    """The run's HTML report; a report that fails to build never fails the run."""
+    from harness.report import write_report
+
+    try:
+        return write_report(run_path)[0]
+    except Exception as exc:
+        print(f"report not written: {exc!r} (the run itself is stored)", file=sys.stderr)
+        return None
 
 
 def cmd_throttle(args) -> int:
@@ -199,6 +216,7 @@ def cmd_throttle(args) -> int:
         if r["status"] != "ok":
             print(f"{r['case_id']}: {r['status']}: {r.get('error')}")
     print(f"run stored in {store.path}")
+    print(f"report: {store.report}")
     return 0
 
 
@@ -234,6 +252,7 @@ def cmd_probe(args) -> int:
         print(f"failed: {r['case_id']}: {r.get('error')}")
     print(f"\nrun stored in {store.path}")
     print(f"device profile: {store.path.parent / 'profile.json'}")
+    print(f"report: {store.report}")
     return 0
 
 
@@ -259,6 +278,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiply every case's sampling budget (e.g. 0.2 for a fast look)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
+
+    from harness import compare, conv_cmd, export, report
+
+    for name, module, text in (
+            ("report", report, "write a run's HTML and Markdown report (plots embedded)"),
+            ("compare", compare, "line up matching cases of two or more runs, with significance"),
+            ("export", export, "a run's records as CSV, Parquet or pytest-benchmark JSON")):
+        p = sub.add_parser(name, help=text)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
+
+    p = sub.add_parser("conv", help="time one convolution config on each backend against its roofline")
+    conv_cmd.add_arguments(p)
+    p.set_defaults(func=conv_cmd.run)
 
     p = sub.add_parser("probe", help="measure peak FLOP/s, bandwidth per memory level and the clock; "
                                      "writes the device profile")

@@ -20,7 +20,9 @@ class Placer:
     def __init__(self, profile: dict | None, fingerprint: dict, profile_path: str | None = None):
         self.profile = profile
         self.profile_path = profile_path
-        self.datasheet = {dtype: p.get("flops_per_s") for dtype, p in fingerprint["theoretical_peak"].items()}
+        self.datasheet = {dtype: p.get("flops_per_s")
+                          for dtype, p in (fingerprint.get("theoretical_peak") or {}).items()}
+        self.cores = (fingerprint.get("cpu") or {}).get("physical_cores") or 1
         self._roofs: dict = {}
 
     def _roof(self, threads: int | None) -> Roofline | None:
@@ -51,13 +53,18 @@ class Placer:
                     bw = None
                 return peak, bw, "measured", candidate
         used = dtype if self.datasheet.get(dtype) else FALLBACK_DTYPE.get(dtype, "float32")
-        return self.datasheet.get(used), None, "theoretical", used
+        return self._sheet(used, threads), None, "theoretical", used
+
+    def _sheet(self, dtype: str, threads: int) -> float | None:
+        """The datasheet peak for the cores in use: a 1-thread op is judged against one core."""
+        peak = self.datasheet.get(dtype)
+        return peak * min(threads, self.cores) / self.cores if peak else None
 
     def __call__(self, record: dict) -> dict:
         cost = record.get("cost") or {}
         timing = record.get("timing") or {}
         flops, nbytes = cost.get("flops"), cost.get("bytes")
-        if record.get("status") != "ok" or not flops or not nbytes or not timing.get("median"):
+        if record.get("status") != "ok" or not flops or not nbytes or not (timing.get("median") or 0) > 0:
             return record
         measured_s = timing["median"]
         dtype = (record.get("params") or {}).get("dtype") or "float32"
@@ -69,7 +76,7 @@ class Placer:
             bound, theoretical_s, ridge = b.bound, b.theoretical_time_s, b.ridge_intensity
         else:  # no bandwidth measured: only the compute side of the roof is known
             bound, theoretical_s, ridge = "compute (bandwidth unknown)", flops / peak, None
-        sheet_peak = self.datasheet.get(used)
+        sheet_peak = self._sheet(used, record.get("threads") or 1)
         record["roofline"] = {
             "source": source,
             "profile": self.profile_path if source == "measured" else None,

@@ -56,6 +56,7 @@ class RunStore:
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "logs").mkdir(exist_ok=True)
         self._records = open(self.path / RECORDS, "a", encoding="utf-8")
+        self.report: Path | None = None  # set once the run's report is written
 
     @classmethod
     def create(cls, root: Path, device_slug: str, suite_name: str) -> "RunStore":

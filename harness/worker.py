@@ -78,6 +78,9 @@ def run_case(case: Case, affinity: list[int]) -> dict:
     }
     workload = None
     try:
+        # An OpenMP runtime started by an earlier case binds this thread to one CPU
+        # (OMP_PROC_BIND), and threads started later inherit that: give it the case's CPUs back.
+        os.sched_setaffinity(0, case.cpus)
         factory = registry.get(case.kind).load_factory()
         load_before = conditions.other_load(case.cpus)
         freq_before = conditions.cpufreq_mhz(case.cpus)

@@ -20,6 +20,7 @@ KERNEL_MODULES = (
     "kernels.stream",
     "kernels.sweep",
     "kernels.intensity",
+    "kernels.conv",
 )
 
 _MISSING = object()
