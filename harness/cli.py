@@ -18,6 +18,8 @@ examples:
   harness throttle                    clock by busy cores x instruction set
   harness conv --ic 128 --oc 128 --hw 28 -k 3 --pad 1
                                       one conv config: cost, time per backend, roofline
+  harness model resnet50 --layers      four size metrics, latency per framework, per-layer roofline
+  harness model my.onnx --shape input=1x3x224x224
   harness report latest               HTML + Markdown report of the newest run
   harness compare RUN_A RUN_B         matching cases side by side, Mann-Whitney U verdicts
 
@@ -292,6 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("conv", help="time one convolution config on each backend against its roofline")
     conv_cmd.add_arguments(p)
     p.set_defaults(func=conv_cmd.run)
+
+    from harness import model_cmd
+
+    p = sub.add_parser("model", help="a zoo model or an ONNX file: four size metrics, latency and "
+                                     "throughput per framework, layer by layer")
+    model_cmd.add_arguments(p)
+    p.set_defaults(func=model_cmd.run)
 
     p = sub.add_parser("probe", help="measure peak FLOP/s, bandwidth per memory level and the clock; "
                                      "writes the device profile")

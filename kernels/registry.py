@@ -21,6 +21,7 @@ KERNEL_MODULES = (
     "kernels.sweep",
     "kernels.intensity",
     "kernels.conv",
+    "kernels.models",
 )
 
 _MISSING = object()

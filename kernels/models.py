@@ -1,0 +1,333 @@
+"""Whole models as case kinds: a zoo model in PyTorch (eager or torch.compile) or in
+ONNX Runtime, or any ONNX file in ONNX Runtime.
+
+    model.torch        model, batch, framework (eager | compile), dtype, image
+    model.onnxruntime  model or onnx, batch, opt_level, shape, image
+
+Latency is the core's median seconds per call (one call = one forward pass of a batch);
+metrics add throughput = batch / median in images per second: the second source
+document's distinction, latency for one request, throughput for a stream of them.
+One-off costs are reported apart, never mixed into the samples: torch.compile's
+compilation (info["compile_s"], done in the factory so a failing compiler becomes a
+skipped case with its reason), ONNX Runtime's session creation (info["session_create_s"]),
+and the first run after them (the core's timing.first_call_s).
+
+FLOPs and bytes are the whole model's (harness.model_cost): for a zoo model the torch
+walk of the model as defined, the same figure for every framework so their times compare
+directly; for an ONNX file, onnx_model_cost of the graph as given. info carries the four
+size metrics: FLOPs, params, memory access bytes, and the memory footprint as this worker
+saw it (its peak RSS over the case, and the activation high-water mark of the torch walk).
+
+Zoo models are exported to ONNX once per (model, batch, image) with torch.onnx.export into
+results/.onnx-cache/ (HARNESS_ONNX_CACHE overrides), written under a temporary name and
+renamed, so workers exporting at once never read half a file.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+from pathlib import Path
+
+from harness.workload import Context, Skip, Workload
+from kernels.registry import Kind, Param
+from kernels.zoo import MODELS
+
+ROOT = Path(__file__).resolve().parent.parent
+FRAMEWORKS = ("eager", "compile")
+OPT_LEVELS = ("disable", "basic", "extended", "all")
+# Relative to the output's largest magnitude: float32 kernels that sum in another order
+# (oneDNN vs ORT's MLAS, inductor's fused loops) differ by a few ulps per layer, ~1e-6 of
+# the scale over these depths; a wrong graph differs by O(1).
+TOLERANCE = 1e-3
+
+
+def onnx_cache_dir() -> Path:
+    return Path(os.environ.get("HARNESS_ONNX_CACHE") or ROOT / "results" / ".onnx-cache")
+
+
+def export_onnx(name: str, batch: int = 1, image: int = 224, seed: int = 0, cache_dir=None) -> Path:
+    """The zoo model `name` exported to ONNX at a fixed input (batch, 3, image, image), cached.
+
+    torch's default exporter (torch.export based; it folds BatchNorm into the convs) with
+    the weights in the file; dynamo=False (TorchScript based) if that fails."""
+    import torch
+
+    from kernels import zoo
+
+    cache = Path(cache_dir) if cache_dir else onnx_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"{name}-b{batch}-{image}px-seed{seed}-torch{torch.__version__.split('+')[0]}.onnx"
+    if path.exists():
+        return path
+    model = zoo.build(name, seed)
+    x = torch.randn(batch, 3, image, image)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    quiet = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), _quiet_logs():
+            try:
+                torch.onnx.export(model, (x,), str(tmp), input_names=["input"], output_names=["output"],
+                                  external_data=False)
+            except Exception:
+                torch.onnx.export(model, (x,), str(tmp), input_names=["input"], output_names=["output"],
+                                  dynamo=False)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+@contextlib.contextmanager
+def _quiet_logs():
+    import logging
+    import warnings
+
+    # The exporter logs a line per missing optional package (torchvision) and a progress line per stage.
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _peak_rss_reset() -> bool:
+    # Resets the kernel's peak-RSS counter so VmHWM read later is this case's own peak.
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss() -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _four_metrics(cost) -> dict:
+    return {"flops": cost.flops, "flops_main_conv_linear_matmul": cost.flops_main_contractions,
+            "params": cost.params, "memory_access_bytes": cost.bytes, "intensity": cost.intensity,
+            "activation_peak_bytes": cost.activation_peak_bytes,
+            "unknown_ops": [u["op"] for u in cost.unknown]}
+
+
+def _footprint_info(info: dict, reset: bool, rss_start: int) -> None:
+    import psutil
+
+    info["footprint"] = {
+        "rss_start_bytes": rss_start,
+        "rss_end_bytes": psutil.Process().memory_info().rss,
+        "peak_rss_bytes": _peak_rss() if reset else None,
+        "note": "this worker's resident memory; peak over the case (build, export, compile and timing) "
+                "when the kernel let the peak counter be reset",
+    }
+
+
+def _compare(out, ref, what: str) -> None:
+    import numpy as np
+
+    out, ref = np.asarray(out, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    if out.shape != ref.shape:
+        raise AssertionError(f"{what}: output shape {out.shape} != reference {ref.shape}")
+    if not np.isfinite(out).all():
+        raise AssertionError(f"{what}: output has non-finite values")
+    scale = float(np.abs(ref).max()) or 1.0
+    err = float(np.abs(out - ref).max())
+    if err > TOLERANCE * scale:
+        raise AssertionError(f"{what}: max |difference| {err:.3g} exceeds {TOLERANCE:g} x max |reference| "
+                             f"{scale:.3g}")
+
+
+def _validate_torch(params: dict) -> None:
+    if params["model"] == "vit_tiny" and params["image"] != 224:
+        raise ValueError("image: vit_tiny's position embedding fixes its input at 224")
+
+
+def _validate_ort(params: dict) -> None:
+    if bool(params["model"]) == bool(params["onnx"]):
+        raise ValueError("model: give exactly one of model (a zoo name) or onnx (a .onnx path)")
+    if params["model"] and params["model"] not in MODELS:
+        raise ValueError(f"model: unknown zoo model {params['model']!r} (known: {', '.join(MODELS)})")
+    if params["model"] == "vit_tiny" and params["image"] != 224:
+        raise ValueError("image: vit_tiny's position embedding fixes its input at 224")
+    if params["shape"]:
+        from harness.model_cost import parse_shapes
+
+        try:
+            parse_shapes(params["shape"])
+        except Exception as exc:
+            raise ValueError(f"shape: {exc}") from None
+
+
+def torch_model(params: dict, ctx: Context) -> Workload:
+    import psutil
+    import torch
+
+    from harness.model_cost import model_cost
+    from kernels import zoo
+
+    reset = _peak_rss_reset()
+    rss_start = psutil.Process().memory_info().rss
+    name, batch, framework = params["model"], params["batch"], params["framework"]
+    model = zoo.build(name)
+    shape = (batch, 3, params["image"], params["image"])
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    cost = model_cost(model, shape, example=x, source=name)
+    with torch.inference_mode():
+        reference = model(x)
+    info = {"model": name, "framework": framework, "batch": batch, "input_shape": list(shape),
+            "dtype": params["dtype"], "torch": torch.__version__, "four_metrics": _four_metrics(cost),
+            "cost_source": "harness.model_cost torch walk of the model as defined",
+            "bytes_accounting": "sum over ops of inputs + weights + output, each moved once"}
+    runner = model
+    if framework == "compile":
+        try:
+            runner = torch.compile(model)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                runner(x)
+            info["compile_s"] = time.perf_counter() - t0
+        except Exception as exc:  # no C++ compiler, an inductor error: the case cannot run here
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise Skip(f"torch.compile failed here: {type(exc).__name__}: {first}") from None
+        info["compile_backend"] = "inductor"
+    last = {}
+
+    def fn():
+        with torch.inference_mode():
+            last["out"] = runner(x)
+
+    def check():
+        _compare(last["out"].numpy(), reference.numpy(), f"{name} {framework} vs eager")
+        _footprint_info(info, reset, rss_start)
+
+    return Workload(fn=fn, flops=float(cost.flops), bytes=float(cost.bytes), check=check, info=info,
+                    metrics=lambda median: {"latency_s": median, "throughput_per_s": batch / median})
+
+
+def ort_model(params: dict, ctx: Context) -> Workload:
+    import numpy as np
+    import onnxruntime as ort
+    import psutil
+
+    from harness.model_cost import model_cost, onnx_model_cost, parse_shapes, resolve_onnx_shapes, load_onnx
+
+    reset = _peak_rss_reset()
+    rss_start = psutil.Process().memory_info().rss
+    name = params["model"]
+    info = {"opt_level": params["opt_level"], "onnxruntime": ort.__version__}
+    reference = None
+    if name:
+        import torch
+
+        from kernels import zoo
+
+        batch = params["batch"]
+        shape = (batch, 3, params["image"], params["image"])
+        t0 = time.perf_counter()
+        path = export_onnx(name, batch, params["image"])
+        info["export_or_cache_s"] = time.perf_counter() - t0
+        model = zoo.build(name)
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+        cost = model_cost(model, shape, example=x, source=name)
+        with torch.inference_mode():
+            reference = [model(x).numpy()]
+        del model
+        feed_arrays = {"input": x.numpy()}
+        info.update(model=name, batch=batch, input_shape=list(shape),
+                    cost_source="harness.model_cost torch walk of the model as defined")
+    else:
+        path = Path(params["onnx"])
+        graph = load_onnx(path)
+        shapes = resolve_onnx_shapes(graph, parse_shapes(params["shape"]), str(path))
+        cost = onnx_model_cost(graph, shapes)
+        del graph
+        rng = np.random.default_rng(1)
+        feed_arrays = {k: rng.standard_normal(v).astype(np.float32) for k, v in shapes.items()}
+        batch = next(iter(shapes.values()))[0]
+        info.update(onnx=str(path), batch=batch, input_shapes={k: list(v) for k, v in shapes.items()},
+                    cost_source="harness.model_cost.onnx_model_cost of the graph as given")
+    info.update(onnx_path=str(path), four_metrics=_four_metrics(cost),
+                bytes_accounting="sum over ops of inputs + weights + output, each moved once")
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = ctx.threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[params["opt_level"]]
+    t0 = time.perf_counter()
+    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    info["session_create_s"] = time.perf_counter() - t0
+
+    # Inputs and outputs bound to preallocated buffers, so a run allocates no tensors of its own.
+    binding = session.io_binding()
+    inputs = {}
+    for meta in session.get_inputs():
+        if meta.name not in feed_arrays:
+            raise ValueError(f"onnx: the session wants input {meta.name!r}, not given")
+        array = np.ascontiguousarray(feed_arrays[meta.name], dtype=np.float32)
+        inputs[meta.name] = ort.OrtValue.ortvalue_from_numpy(array)
+        binding.bind_ortvalue_input(meta.name, inputs[meta.name])
+    outputs = {}
+    for meta in session.get_outputs():
+        dims = meta.shape
+        if all(isinstance(d, int) for d in dims):
+            outputs[meta.name] = ort.OrtValue.ortvalue_from_numpy(np.zeros(dims, np.float32))
+            binding.bind_ortvalue_output(meta.name, outputs[meta.name])
+        else:  # dynamic output: ORT allocates it each run
+            binding.bind_output(meta.name, "cpu")
+
+    def fn():
+        session.run_with_iobinding(binding)
+
+    def check():
+        got = [o.numpy() for o in binding.get_outputs()]
+        for i, out in enumerate(got):
+            if not np.isfinite(out).all():
+                raise AssertionError(f"output {i} has non-finite values")
+        if reference is not None:
+            _compare(got[0], reference[0], f"{name} onnxruntime vs torch eager")
+        _footprint_info(info, reset, rss_start)
+
+    return Workload(fn=fn, flops=float(cost.flops), bytes=float(cost.bytes), check=check, info=info,
+                    metrics=lambda median: {"latency_s": median, "throughput_per_s": batch / median})
+
+
+KINDS = [
+    Kind("model.torch", "kernels.models:torch_model",
+         {"model": Param(str, choices=tuple(MODELS), help="zoo model name"),
+          "batch": Param(int, 1, min=1, max=4096, help="images per forward pass"),
+          "framework": Param(str, "eager", choices=FRAMEWORKS,
+                             help="eager, or torch.compile (inductor; skipped with the reason if it fails here)"),
+          "dtype": Param(str, "float32", choices=("float32",)),
+          "image": Param(int, 224, min=32, max=1024, help="input height = width (vit_tiny: 224 only)")},
+         "a zoo model's forward pass in PyTorch: latency (median) and throughput = batch / latency",
+         validate=_validate_torch),
+    Kind("model.onnxruntime", "kernels.models:ort_model",
+         {"model": Param(str, "", help="zoo model name (exported to ONNX once, cached)"),
+          "onnx": Param(str, "", help="path to a .onnx file instead of a zoo model"),
+          "batch": Param(int, 1, min=1, max=4096, help="images per run (zoo models)"),
+          "opt_level": Param(str, "all", choices=OPT_LEVELS, help="ONNX Runtime graph optimization level"),
+          "shape": Param(str, "", help="fixed shapes for dynamic inputs: input=1x3x224x224[,name=...]"),
+          "image": Param(int, 224, min=32, max=1024, help="input height = width for zoo models")},
+         "a model in ONNX Runtime (CPU, io_binding, intra-op threads = case threads): latency and throughput",
+         validate=_validate_ort),
+]

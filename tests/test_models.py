@@ -1,0 +1,300 @@
+"""Whole-model case kinds (model.torch, model.onnxruntime), per-layer profiling, and the
+`harness model` command's bring-your-own-ONNX errors. Small models and inputs throughout."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+from torch import nn  # noqa: E402
+
+from harness import layers  # noqa: E402
+from harness.workload import Context, Skip  # noqa: E402
+from kernels import models, registry  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CTX = Context("test", 1, [0])
+REGISTERED = "kernels.models" in registry.KERNEL_MODULES
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    d = tmp_path_factory.mktemp("onnx-cache")
+    old = os.environ.get("HARNESS_ONNX_CACHE")
+    os.environ["HARNESS_ONNX_CACHE"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("HARNESS_ONNX_CACHE", None)
+    else:
+        os.environ["HARNESS_ONNX_CACHE"] = old
+
+
+def _kind(name):
+    return next(k for k in models.KINDS if k.name == name)
+
+
+def _params(kind, **given):
+    params, problems = _kind(kind).resolve_params(given)
+    assert not problems, problems
+    return params
+
+
+# ----------------------------------------------------------------------------- kinds
+
+def test_kind_params_and_validation():
+    assert _params("model.torch", model="resnet18") == {"model": "resnet18", "batch": 1, "framework": "eager",
+                                                         "dtype": "float32", "image": 224}
+    _, problems = _kind("model.torch").resolve_params({"model": "resnet19"})
+    assert problems and problems[0].startswith("model:")
+    _, problems = _kind("model.torch").resolve_params({"model": "vit_tiny", "image": 64})
+    assert problems and problems[0].startswith("image:")
+    _, problems = _kind("model.onnxruntime").resolve_params({"model": "resnet18", "onnx": "x.onnx"})
+    assert problems and "exactly one" in problems[0]
+    _, problems = _kind("model.onnxruntime").resolve_params({})
+    assert problems and "exactly one" in problems[0]
+    _, problems = _kind("model.onnxruntime").resolve_params({"onnx": "x.onnx", "shape": "x=1xq"})
+    assert problems and problems[0].startswith("shape:")
+    _, problems = _kind("model.onnxruntime").resolve_params({"model": "resnet18", "opt_level": "max"})
+    assert problems and problems[0].startswith("opt_level:")
+
+
+def test_torch_eager_workload():
+    w = models.torch_model(_params("model.torch", model="shufflenet_v2_x1_0", batch=2, image=64), CTX)
+    w.fn()
+    w.check()
+    m = w.info["four_metrics"]
+    assert m["params"] == 2_278_604 and m["unknown_ops"] == []
+    assert w.flops == m["flops"] > m["flops_main_conv_linear_matmul"] > 0
+    assert w.bytes == m["memory_access_bytes"] > 0
+    assert w.metrics(0.01) == {"latency_s": 0.01, "throughput_per_s": 200.0}  # batch / latency
+    assert w.info["footprint"]["rss_end_bytes"] > 0
+
+
+def test_onnxruntime_zoo_workload_matches_torch(cache):
+    params = _params("model.onnxruntime", model="shufflenet_v2_x1_0", batch=2, image=64)
+    w = models.ort_model(params, CTX)
+    assert w.info["session_create_s"] > 0
+    assert Path(w.info["onnx_path"]).parent == cache
+    w.fn()
+    w.check()  # compares with the eager torch output
+    # The same whole-model cost as the torch kind, so frameworks compare directly.
+    t = models.torch_model(_params("model.torch", model="shufflenet_v2_x1_0", batch=2, image=64), CTX)
+    assert (w.flops, w.bytes) == (t.flops, t.bytes)
+    assert w.metrics(0.02)["throughput_per_s"] == pytest.approx(100.0)
+
+
+def test_reference_comparison_catches_a_wrong_output():
+    import numpy as np
+
+    ref = np.linspace(-3, 3, 1000).reshape(1, 1000)
+    models._compare(ref + 1e-6, ref, "close")  # float32 reordering noise passes
+    with pytest.raises(AssertionError, match="exceeds"):
+        models._compare(ref + 0.1, ref, "wrong")
+    with pytest.raises(AssertionError, match="non-finite"):
+        models._compare(np.full_like(ref, np.nan), ref, "nan")
+    with pytest.raises(AssertionError, match="shape"):
+        models._compare(ref[:, :10], ref, "shape")
+
+
+class Conv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def dynamic_onnx(tmp_path_factory):
+    path = tmp_path_factory.mktemp("byo") / "conv.onnx"
+    torch.onnx.export(Conv().eval(), (torch.randn(1, 3, 16, 16),), str(path), input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "N"}}, dynamo=False)
+    return path
+
+
+def test_onnxruntime_file_workload_with_shape(dynamic_onnx):
+    w = models.ort_model(_params("model.onnxruntime", onnx=str(dynamic_onnx), shape="x=3x3x16x16"), CTX)
+    w.fn()
+    w.check()
+    assert w.info["batch"] == 3 and w.info["input_shapes"] == {"x": [3, 3, 16, 16]}
+    # conv + bias + relu + global mean + linear + bias, per the cost model's conventions
+    assert w.flops == 3 * 4 * 16 * 16 * (27 * 2 + 1 + 1 + 1) + 3 * 5 * (4 * 2 + 1)
+    assert w.metrics(0.03)["throughput_per_s"] == pytest.approx(100.0)
+    from harness.errors import UsageError
+
+    with pytest.raises(UsageError, match="dynamic dims"):
+        models.ort_model(_params("model.onnxruntime", onnx=str(dynamic_onnx)), CTX)
+
+
+def test_compile_failure_is_a_skip_with_the_reason(monkeypatch):
+    def broken(model, *a, **k):
+        raise RuntimeError("InductorError: no working C++ compiler found\nmore detail")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(Skip, match="torch.compile failed here: RuntimeError: InductorError: no working C"):
+        models.torch_model(_params("model.torch", model="repvgg_a0_deploy", framework="compile", image=32), CTX)
+
+
+def test_compile_works_or_is_skipped_with_a_reason():
+    # The smallest graph of the zoo (22 conv + relu) at 32 x 32: ~10 s to compile cold on one core.
+    try:
+        w = models.torch_model(_params("model.torch", model="repvgg_a0_deploy", framework="compile", image=32),
+                               CTX)
+    except Skip as exc:
+        assert str(exc).startswith("torch.compile failed here: ")
+        pytest.skip(str(exc))
+    assert w.info["compile_s"] > 0 and w.info["compile_backend"] == "inductor"
+    w.fn()
+    w.check()  # the compiled model's output equals eager's within tolerance
+
+
+# ----------------------------------------------------------------------------- layers
+
+CEIL = {"source": "test", "label": "test roof", "peak_flops_per_s": 1e11, "bandwidth_bytes_per_s": 1e10}
+
+
+def test_torch_layer_profile_joins_cost_and_time():
+    from kernels import zoo
+
+    model = zoo.build("mobilenet_v2")
+    x = torch.randn(1, 3, 64, 64)
+    prof = layers.profile_torch(model, x, threads=1, runs=3, warmup=1, name="mobilenet_v2", ceil=CEIL)
+    t = prof.layers
+    assert len(t) > 100 and t["time_s"].gt(0).all()
+    assert t["flops"].notna().all()  # every op costed
+    # 52 convs (17 of them depthwise) and the 10 residual adds, found as layers.
+    assert (t["op"] == "conv2d").sum() == 52 and (t["category"] == "residual").sum() == 10
+    assert t["time_share"].sum() == pytest.approx(1.0)
+    # The sum of the layers is the bulk of the whole model's time (the rest is Python between
+    # ops); loose bounds, as other processes may share the cores while this runs.
+    assert 0.2 < prof.sum_layers_s / prof.whole_s < 3
+    assert prof.overhead > -0.5
+    dw = t[(t["op"] == "conv2d") & (t["intensity"] < 3)]
+    assert len(dw) >= 17 and set(dw["bound"]) == {"memory"}  # depthwise convs under this roof
+    bn = prof.bottlenecks(3)
+    assert list(bn["time_s"]) == sorted(bn["time_s"], reverse=True)
+    text = layers.format_profile(prof, top=5)
+    assert "sum of layers" in text and "bottlenecks:" in text
+
+
+def test_layer_records_are_storable():
+    model = Conv().eval()
+    prof = layers.profile_torch(model, torch.randn(2, 3, 8, 8), threads=1, runs=2, warmup=1, name="conv",
+                                ceil=CEIL)
+    records = layers.layer_records(prof)
+    assert [r["params"]["layer"] for r in records] == list(prof.layers["name"])
+    conv = records[0]
+    assert conv["kind"] == "layer.torch" and conv["status"] == "ok" and conv["threads"] == 1
+    assert conv["cost"]["flops"] == 2 * 4 * 8 * 8 * 27 * 2 + 2 * 4 * 8 * 8  # + bias
+    assert conv["timing"]["median"] > 0
+    assert conv["roofline"]["bound"] in ("compute", "memory")
+    assert conv["roofline"]["efficiency"] > 0
+    json.dumps(records)  # JSON-serialisable for the run store
+
+
+def test_onnxruntime_profile_parse_on_a_tiny_model(dynamic_onnx):
+    for level in ("disable", "all"):
+        prof = layers.profile_onnxruntime(dynamic_onnx, {"x": (2, 3, 16, 16)}, threads=1, opt_level=level,
+                                          runs=4, warmup=2, ceil=CEIL)
+        t = prof.layers
+        assert len(t) >= 3 and t["time_s"].ge(0).all()
+        conv = t[t["op"] == "conv2d"]
+        assert len(conv) == 1
+        # With the bias; at level all ONNX Runtime fuses the relu into an NCHWc conv whose
+        # trace pads 4 channels to the vector width: the cost stays the model's.
+        extra = 2 * 4 * 16 * 16 if level == "all" else 0
+        assert int(conv["flops"].iloc[0]) == 2 * 4 * 16 * 16 * 27 * 2 + 2 * 4 * 16 * 16 + extra
+        assert prof.whole_s > 0 and prof.whole_profiled_s > 0
+        assert prof.layers["cost_source"].notna().any()
+        records = layers.layer_records(prof)
+        assert records[0]["kind"] == "layer.onnxruntime"
+
+
+def test_parse_ort_profile_drops_warmup_and_splits_runs():
+    def run(ts, dur):
+        return {"cat": "Session", "name": "model_run", "ts": ts, "dur": dur}
+
+    def node(name, ts, dur, op="Conv"):
+        return {"cat": "Node", "name": f"{name}_kernel_time", "ts": ts, "dur": dur,
+                "args": {"op_name": op, "provider": "CPUExecutionProvider",
+                         "input_type_shape": [{"float": [1, 3, 8, 8]}, {"float": [4, 3, 3, 3]}],
+                         "output_type_shape": [{"float": [1, 4, 8, 8]}]}}
+
+    events = [run(0, 100), node("a", 10, 90),  # warm-up run: dropped
+              run(200, 100), node("a", 210, 40), node("b", 260, 30, "Relu"),
+              run(400, 100), node("a", 410, 60), node("b", 470, 20, "Relu"),
+              {"cat": "Session", "name": "session_initialization", "ts": 0, "dur": 5}]
+    nodes, whole = layers.parse_ort_profile(events, warmup=1)
+    assert whole == pytest.approx([100e-6, 100e-6])
+    assert nodes["a"]["durations"] == pytest.approx([40e-6, 60e-6])
+    assert nodes["b"]["op"] == "Relu"
+    found = layers.trace_cost("Conv", nodes["a"]["input_shapes"], nodes["a"]["output_shapes"])
+    assert found[0] == "conv" and found[1].macs == 4 * 8 * 8 * 27
+
+
+def test_place_on_the_roof():
+    compute = layers.place(1e9, 1e6, 0.02, CEIL)
+    assert compute["bound"] == "compute" and compute["theoretical_time_s"] == pytest.approx(0.01)
+    assert compute["efficiency"] == pytest.approx(0.5)
+    memory = layers.place(1e6, 1e8, 0.02, CEIL)
+    assert memory["bound"] == "memory" and memory["theoretical_time_s"] == pytest.approx(0.01)
+    no_bw = layers.place(1e9, 1e6, 0.02, {**CEIL, "bandwidth_bytes_per_s": None})
+    assert no_bw["bound"] == "compute (bandwidth unknown)"
+    assert layers.place(0, 0, 0.001, CEIL)["bound"].startswith("none")
+
+
+# ----------------------------------------------------------------------------- harness model
+
+def _model_cmd(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "harness.model_cmd", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("case", ["missing", "not_onnx", "dynamic", "unknown_name", "wrong_framework"])
+def test_model_cmd_errors_are_one_line_exit_2(case, tmp_path, dynamic_onnx):
+    if case == "missing":
+        args, expect = [tmp_path / "nope.onnx"], "no such file"
+    elif case == "not_onnx":
+        junk = tmp_path / "junk.onnx"
+        junk.write_text("definitely not ONNX\n" * 20)
+        args, expect = [junk], "not an ONNX model"
+    elif case == "dynamic":
+        args, expect = [dynamic_onnx], "input 'x' has dynamic dims [N, 3, 16, 16]; give --shape x=1x3x16x16"
+    elif case == "unknown_name":
+        args, expect = ["resnet19"], "unknown model 'resnet19': not a zoo model (known: resnet18, resnet50"
+    else:
+        args, expect = [dynamic_onnx, "--shape", "x=1x3x16x16", "--framework", "eager"], "onnxruntime only"
+    proc = _model_cmd(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], proc.stderr
+    assert proc.stdout == ""
+
+
+@pytest.mark.skipif(not REGISTERED, reason="kernels.models is not in kernels.registry.KERNEL_MODULES yet")
+def test_model_cmd_bring_your_own_onnx_end_to_end(tmp_path, dynamic_onnx):
+    proc = _model_cmd(dynamic_onnx, "--shape", "x=2x3x16x16", "--threads", "1", "--budget", "0.05", "--layers",
+                      "--no-footprint", "--no-progress", "--results", tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    out = proc.stdout
+    assert "FLOPs" in out and "parameters" in out and "memory access" in out and "memory footprint" in out
+    assert "onnxruntime  1" in out and "images/s" in out
+    assert "sum of layers" in out and "bottlenecks:" in out
+    from harness.store import load_records
+
+    run = next(tmp_path.glob("*/*"))
+    records = load_records(run)
+    kinds = {r["kind"] for r in records}
+    assert kinds == {"model.onnxruntime", "layer.onnxruntime"}
+    timed = next(r for r in records if r["kind"] == "model.onnxruntime")
+    assert timed["status"] == "ok" and timed["info"]["session_create_s"] > 0
+    assert timed["metrics"]["throughput_per_s"] == pytest.approx(2 / timed["timing"]["median"])
