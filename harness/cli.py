@@ -258,8 +258,16 @@ def cmd_probe(args) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad flags get one line and exit 2, like every other usage error (subcommands inherit it)."""
+
+    def error(self, message):
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="harness", description="Empirical micro-benchmarks for deep-learning inference: "
         "how fast this device really is, and why a model runs at the speed it does.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -287,18 +295,21 @@ def build_parser() -> argparse.ArgumentParser:
             ("report", report, "write a run's HTML and Markdown report (plots embedded)"),
             ("compare", compare, "line up matching cases of two or more runs, with significance"),
             ("export", export, "a run's records as CSV, Parquet or pytest-benchmark JSON")):
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, help=text, description=text)
         module.add_arguments(p)
         p.set_defaults(func=module.run)
 
-    p = sub.add_parser("conv", help="time one convolution config on each backend against its roofline")
+    p = sub.add_parser("conv", help="time one convolution config on each backend against its roofline",
+                       description=conv_cmd.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     conv_cmd.add_arguments(p)
     p.set_defaults(func=conv_cmd.run)
 
     from harness import model_cmd
 
     p = sub.add_parser("model", help="a zoo model or an ONNX file: four size metrics, latency and "
-                                     "throughput per framework, layer by layer")
+                                     "throughput per framework, layer by layer",
+                       description=model_cmd.__doc__, epilog=getattr(model_cmd, "EXAMPLES", None),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     model_cmd.add_arguments(p)
     p.set_defaults(func=model_cmd.run)
 

@@ -197,24 +197,13 @@ def run(args) -> int:
     return 1 if any(r.get("status") == "failed" for r in records) else 0
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Bad flags as one line and exit 2, like every other usage error."""
-
-    def error(self, message):
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _OneLineParser(prog="harness conv", description=__doc__.split("\n\n")[0],
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """`harness conv ...` run as `python -m harness.conv_cmd ...`."""
+    from harness.cli import main as harness_main
+
+    return harness_main(["conv", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

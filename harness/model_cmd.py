@@ -313,15 +313,10 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="harness model", description=__doc__.splitlines()[0],
-                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """`harness model ...` run as `python -m harness.model_cmd ...`."""
+    from harness.cli import main as harness_main
+
+    return harness_main(["model", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

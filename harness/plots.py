@@ -157,6 +157,13 @@ def roofline_plot(roofline, points_df, path, title: str = "Roofline", fit: bool 
     ceilings = list(getattr(roofline, "ceilings", None) or [])
     compute = [c for c in ceilings if c.kind == "compute" and c.value > 0]
     bandwidth = [c for c in ceilings if c.kind == "bandwidth" and c.value > 0]
+    # Only the dtypes the points were measured in (float32 when they say none): ten ISA x
+    # dtype lines over one dtype's points hide the points and tell nothing about them.
+    dtypes = _column(df, ["dtype", "roofline.ceiling_dtype", "params.dtype"])
+    wanted = {d for d, ok in zip(dtypes, keep) if ok and isinstance(d, str)} if dtypes is not None else set()
+    wanted = wanted or {"float32"}
+    if any(c.dtype in wanted for c in compute):
+        compute = [c for c in compute if c.dtype in wanted or c.dtype is None]
     if not compute and not bandwidth and px.size == 0:
         return []
 

@@ -688,15 +688,10 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="harness report",
-                                     description="Write RUN/report.html (one file) and RUN/report.md.")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """`harness report ...` run as `python -m harness.report ...`."""
+    from harness.cli import main as harness_main
+
+    return harness_main(["report", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

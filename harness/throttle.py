@@ -45,7 +45,7 @@ def format_throttle_table(table, hypervisor: bool = False) -> str:
     headers = ["busy cores"] + [("Normal (none)" if c == "none" else c.upper()) for c in table.columns]
     lines = []
     widths = [max(len(h), 16) for h in headers]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     lines.append("  ".join("-" * w for w in widths))
     first = table.iloc[0]
     for cores, row in table.iterrows():
@@ -54,7 +54,7 @@ def format_throttle_table(table, hypervisor: bool = False) -> str:
             mhz = row[col]
             drop = 100.0 * (first[col] - mhz) / first[col]
             cells.append(f"{mhz:.0f} MHz" + ("" if cores == table.index[0] else f" ({-drop:+.1f}%)"))
-        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
     lines.append("")
     lines.append("Cells: median core clock from a dependent add chain run on each busy core right after "
                  "a burst at that level; (%) is the change from the 1-core figure of the column.")
