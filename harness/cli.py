@@ -165,11 +165,7 @@ def cmd_run(args) -> int:
         for c in suite.cases:
             c.policy = {**c.policy, "budget_s": c.policy["budget_s"] * args.budget_scale}
     print(f"running {len(suite.cases)} cases of {suite.name} ({suite.path})", file=sys.stderr)
-    try:
-        store, records = run_suite(suite, Path(args.results), progress=not args.no_progress)
-    except KeyboardInterrupt:
-        print("\ninterrupted: every record finished so far is kept", file=sys.stderr)
-        return 130
+    store, records = run_suite(suite, Path(args.results), progress=not args.no_progress)
     print(summary_table(records))
     failed = sum(r["status"] == "failed" for r in records)
     skipped = sum(r["status"] == "skipped" for r in records)
@@ -345,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # run_suite has marked the run interrupted; its records stay
+        print("\ninterrupted: every record finished so far is kept", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -179,11 +179,7 @@ def run(args) -> int:
     print("\n".join(cost_lines(params)))
     suite = build_suite(args, cpus)
     print(f"\nrunning {len(suite.cases)} cases: {', '.join(c.case_id for c in suite.cases)}", file=sys.stderr)
-    try:
-        store, records = run_suite(suite, Path(args.results), progress=not args.no_progress)
-    except KeyboardInterrupt:
-        print("\ninterrupted: every record finished so far is kept", file=sys.stderr)
-        return 130
+    store, records = run_suite(suite, Path(args.results), progress=not args.no_progress)
     order = {b: i for i, b in enumerate(BACKENDS)}
     records = sorted(records, key=lambda r: (order.get((r.get("params") or {}).get("backend"), 9),
                                              r.get("threads", 0)))

@@ -123,3 +123,28 @@ cases:
         if not alive:
             break
         time.sleep(0.1)
+
+
+def test_ctrl_c_stops_the_run_keeps_its_records_and_marks_it_interrupted(tmp_path, write_suite):
+    suite = write_suite(FAST + """
+cases:
+  - {id: one, kind: diagnostic.empty}
+  - {id: forever, kind: diagnostic.hang, timeout: 600}
+""")
+    results = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(suite), "--results", str(results),
+                             "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        runs = find_runs(results)
+        if runs and (runs[0] / "records.jsonl").exists() and (runs[0] / "records.jsonl").read_text().strip():
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)  # the hanging case has started
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "interrupted: every record finished so far is kept" in err and "Traceback" not in err
+    run = find_runs(results)[0]
+    assert list(load_run(run)["case_id"]) == ["one[t=1]"]
+    assert load_manifest(run)["status"] == "interrupted"
