@@ -164,6 +164,11 @@ def cmd_run(args) -> int:
     if args.budget_scale != 1.0:
         for c in suite.cases:
             c.policy = {**c.policy, "budget_s": c.policy["budget_s"] * args.budget_scale}
+    if args.processes is not None:
+        if args.processes < 1:
+            raise UsageError(f"--processes {args.processes}: must be at least 1")
+        for c in suite.cases:
+            c.processes = args.processes
     print(f"running {len(suite.cases)} cases of {suite.name} ({suite.path})", file=sys.stderr)
     store, records = run_suite(suite, Path(args.results), progress=not args.no_progress)
     print(summary_table(records))
@@ -282,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", help="only cases whose id contains this text")
     p.add_argument("--budget-scale", type=float, default=1.0,
                    help="multiply every case's sampling budget (e.g. 0.2 for a fast look)")
+    p.add_argument("--processes", type=int, help="run every case in this many fresh workers and pool "
+                   "the samples (pyperf's way; steadier medians across runs, k times the time)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 

@@ -9,6 +9,7 @@ takes the remaining cases. Each record is appended to the store the moment it ar
 from __future__ import annotations
 
 import ctypes
+import itertools
 import json
 import os
 import resource
@@ -18,12 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness import conditions
 from harness.store import RunStore
 from harness.suite import Case
+from harness.worker import pool_records
 
 # Seconds a worker may take to start Python and import the harness before its first case.
 WORKER_START_TIMEOUT = 60.0
@@ -117,6 +119,8 @@ class _Worker:
         self.close()
 
     def close(self) -> None:
+        if self.log.closed:
+            return
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -128,11 +132,54 @@ class _Worker:
 
 
 def group_cases(cases: list[Case]) -> list[list[Case]]:
-    """Cases that may share a worker, in order of first appearance."""
+    """Cases that may share a worker, in order of first appearance. A case pooled over
+    several processes is a group of its own: each of its processes must start fresh."""
     groups: dict[tuple, list[Case]] = {}
     for case in cases:
-        groups.setdefault(case.worker_key(), []).append(case)
+        key = case.worker_key() if case.processes == 1 else ("pooled", case.case_id)
+        groups.setdefault(key, []).append(case)
     return list(groups.values())
+
+
+def _run_group(group: list[Case], store: RunStore, worker_ids: Iterator[int],
+               on_start: Callable[[Case], None] | None) -> Iterator[dict]:
+    """Runs a group in as few workers as crashes allow; yields each case's record."""
+    pending = list(group)
+    while pending:
+        log_path = store.path / "logs" / f"worker-{next(worker_ids)}.log"
+        worker = _Worker(pending, log_path)
+        current: Case | None = None
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        try:
+            while pending:
+                event = worker.next_event(deadline)
+                if event is None:
+                    timed_out = time.monotonic() >= deadline and worker.proc.poll() is None
+                    worker.kill()
+                    victim = current or pending[0]
+                    if timed_out:
+                        limit = victim.timeout if current else WORKER_START_TIMEOUT
+                        reason = (f"timed out after {limit:g} s; the worker was killed" if current
+                                  else f"worker did not start within {limit:g} s")
+                    else:
+                        reason = _exit_reason(worker.proc.returncode)
+                    pending.remove(victim)
+                    yield _failed(victim, reason, _tail(log_path))
+                    break
+                if event["event"] == "start":
+                    current = next(c for c in pending if c.case_id == event["case_id"])
+                    deadline = time.monotonic() + current.timeout
+                    if on_start is not None:
+                        on_start(current)
+                elif event["event"] == "record":
+                    pending.remove(current)
+                    current = None
+                    yield event["record"]
+            else:
+                worker.close()
+        except BaseException:
+            worker.kill()
+            raise
 
 
 def run_cases(cases: list[Case], store: RunStore,
@@ -141,7 +188,7 @@ def run_cases(cases: list[Case], store: RunStore,
               enrich: Callable[[dict], dict] | None = None) -> list[dict]:
     """Runs every case; returns the records in the order they finished."""
     records = []
-    worker_n = 0
+    worker_ids = itertools.count(1)
 
     def finish(record: dict) -> None:
         if enrich is not None:
@@ -155,41 +202,11 @@ def run_cases(cases: list[Case], store: RunStore,
             on_record(record)
 
     for group in group_cases(cases):
-        pending = list(group)
-        while pending:
-            worker_n += 1
-            log_path = store.path / "logs" / f"worker-{worker_n}.log"
-            worker = _Worker(pending, log_path)
-            current: Case | None = None
-            deadline = time.monotonic() + WORKER_START_TIMEOUT
-            try:
-                while pending:
-                    event = worker.next_event(deadline)
-                    if event is None:
-                        timed_out = time.monotonic() >= deadline and worker.proc.poll() is None
-                        worker.kill()
-                        victim = current or pending[0]
-                        if timed_out:
-                            limit = victim.timeout if current else WORKER_START_TIMEOUT
-                            reason = (f"timed out after {limit:g} s; the worker was killed" if current
-                                      else f"worker did not start within {limit:g} s")
-                        else:
-                            reason = _exit_reason(worker.proc.returncode)
-                        finish(_failed(victim, reason, _tail(log_path)))
-                        pending.remove(victim)
-                        break
-                    if event["event"] == "start":
-                        current = next(c for c in pending if c.case_id == event["case_id"])
-                        deadline = time.monotonic() + current.timeout
-                        if on_start is not None:
-                            on_start(current)
-                    elif event["event"] == "record":
-                        finish(event["record"])
-                        pending.remove(current)
-                        current = None
-                else:
-                    worker.close()
-            except BaseException:
-                worker.kill()
-                raise
+        if group[0].processes > 1:
+            case = group[0]
+            finish(pool_records([record for _ in range(case.processes)
+                                 for record in _run_group([case], store, worker_ids, on_start)]))
+            continue
+        for record in _run_group(group, store, worker_ids, on_start):
+            finish(record)
     return records

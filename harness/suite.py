@@ -22,6 +22,8 @@ A suite is YAML:
         max_samples: 2000
         warmup_max: 3.0          # seconds of warm-up at most
         memory_limit_gb: 4       # optional address-space cap for the worker
+        processes: 1             # run the case in this many fresh workers and pool the
+                                 # samples (pyperf's way to average out per-process effects)
 
 Every problem is reported as one line naming the file and the key, and the CLI exits 2.
 """
@@ -39,9 +41,9 @@ from kernels import registry
 
 TOP_KEYS = {"name", "description", "defaults", "cases", "include"}
 CASE_KEYS = {"id", "kind", "params", "matrix", "threads", "cpus", "timeout", "budget",
-             "min_samples", "max_samples", "warmup_max", "memory_limit_gb"}
+             "min_samples", "max_samples", "warmup_max", "memory_limit_gb", "processes"}
 DEFAULTS = {"threads": 1, "cpus": None, "timeout": 120.0, "budget": 1.0, "min_samples": 10,
-            "max_samples": 2000, "warmup_max": 3.0, "memory_limit_gb": None}
+            "max_samples": 2000, "warmup_max": 3.0, "memory_limit_gb": None, "processes": 1}
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Case:
     policy: dict
     env: dict = field(default_factory=dict)
     memory_limit_gb: float | None = None
+    processes: int = 1
 
     def worker_key(self) -> tuple:
         """Cases with equal keys may share a worker process."""
@@ -65,7 +68,8 @@ class Case:
     def to_dict(self) -> dict:
         return {"case_id": self.case_id, "kind": self.kind, "params": self.params,
                 "threads": self.threads, "cpus": self.cpus, "timeout": self.timeout,
-                "policy": self.policy, "env": self.env, "memory_limit_gb": self.memory_limit_gb}
+                "policy": self.policy, "env": self.env, "memory_limit_gb": self.memory_limit_gb,
+                "processes": self.processes}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Case":
@@ -156,6 +160,7 @@ def expand_case(where: str, raw: dict, defaults: dict, allowed: list[int]) -> li
         _fail(f"{where}.max_samples", f"{max_samples} is below min_samples {min_samples}")
     warmup_max = _number(f"{where}.warmup_max", merged["warmup_max"], minimum=0.0)
     memory_limit = _number(f"{where}.memory_limit_gb", merged["memory_limit_gb"], minimum=0.01, allow_none=True)
+    processes = _number(f"{where}.processes", merged["processes"], minimum=1, integer=True)
     policy = {"budget_s": float(budget), "min_samples": min_samples, "max_samples": max_samples,
               "warmup_max_s": float(warmup_max)}
 
@@ -173,7 +178,7 @@ def expand_case(where: str, raw: dict, defaults: dict, allowed: list[int]) -> li
             cid = f"{case_id}[{suffix + ',' if suffix else ''}t={threads}]"
             env = kind.env(resolved) if kind.env else {}
             cases.append(Case(cid, kind.name, resolved, threads, cpus, float(timeout), policy,
-                              env, memory_limit))
+                              env, memory_limit, processes))
     return cases
 
 

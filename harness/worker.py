@@ -67,6 +67,58 @@ def measurement_warnings(m: dict, load_before: dict, load_after: dict, affinity:
     return warnings
 
 
+def pool_records(records: list[dict]) -> dict:
+    """One record from the same case run in several fresh worker processes (pyperf's way
+    to average out what differs between processes: memory layout, a clock that moved).
+
+    Samples are pooled and summarised afresh; each process's median is kept beside them.
+    Faults are summed over all iterations; FLOP/s and B/s follow the pooled median, other
+    derived figures are the median over processes. A failure in any process fails the case.
+    """
+    import copy
+    import statistics
+
+    from harness.stats import summarize
+
+    bad = [r for r in records if r.get("status") != "ok"]
+    if bad:
+        record = copy.deepcopy(bad[0])
+        record["error"] = f"process {records.index(bad[0]) + 1} of {len(records)}: {record.get('error')}"
+        return record
+    record = copy.deepcopy(records[0])
+    timings = [r["timing"] for r in records]
+    samples = [s for t in timings for s in t["samples"]]
+    iterations = sum(t["n"] * t["number"] for t in timings)
+    record["timing"].update(summarize(samples))
+    record["timing"].update(samples=samples, processes=len(records),
+                            process_medians=[t["median"] for t in timings],
+                            warmup_iterations=[t["warmup_iterations"] for t in timings],
+                            first_call_s=[t["first_call_s"] for t in timings])
+    faults = record["faults"]
+    for key in ("minor", "major", "voluntary_switches", "involuntary_switches"):
+        faults[key] = sum(r["faults"][key] for r in records)
+    faults["minor_per_call"] = faults["minor"] / iterations
+    faults["major_per_call"] = faults["major"] / iterations
+    median = record["timing"]["median"]
+    metrics = {}
+    for key, value in record.get("metrics", {}).items():
+        values = [r["metrics"].get(key) for r in records]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            metrics[key] = statistics.median(values)
+        else:
+            metrics[key] = value
+    cost = record.get("cost") or {}
+    if cost.get("flops") and median > 0:
+        metrics["flops_per_s"] = cost["flops"] / median
+    if cost.get("bytes") and median > 0:
+        metrics["bytes_per_s"] = cost["bytes"] / median
+    record["metrics"] = metrics
+    record["worker_pid"] = [r.get("worker_pid") for r in records]
+    record["warnings"] = list(dict.fromkeys(w for r in records for w in r.get("warnings", [])))
+    record["duration_s"] = sum(r.get("duration_s", 0) for r in records)
+    return record
+
+
 def run_case(case: Case, affinity: list[int]) -> dict:
     from kernels import registry
 

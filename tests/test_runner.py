@@ -148,3 +148,25 @@ cases:
     run = find_runs(results)[0]
     assert list(load_run(run)["case_id"]) == ["one[t=1]"]
     assert load_manifest(run)["status"] == "interrupted"
+
+
+def test_a_case_pooled_over_processes_runs_in_fresh_workers_and_pools_its_samples(tmp_path):
+    _, by_id = _run(tmp_path, FAST + """
+cases:
+  - {id: mm, kind: numpy.matmul, params: {n: 64}, processes: 3}
+  - {id: solo, kind: diagnostic.empty}
+""")
+    r = by_id["mm[t=1]"]
+    t = r["timing"]
+    assert r["status"] == "ok" and t["processes"] == 3 and len(t["process_medians"]) == 3
+    assert len(set(r["worker_pid"])) == 3  # three fresh processes
+    assert t["n"] == len(t["samples"]) >= 3 * 3
+    import numpy as np
+    assert t["median"] == np.median(t["samples"])
+    assert r["metrics"]["flops_per_s"] == r["cost"]["flops"] / t["median"]
+    assert by_id["solo[t=1]"]["status"] == "ok"
+
+
+def test_a_pooled_case_fails_when_any_process_fails(tmp_path):
+    _, by_id = _run(tmp_path, FAST + "cases:\n  - {id: c, kind: diagnostic.crash, processes: 2}\n")
+    assert by_id["c[t=1]"]["status"] == "failed" and by_id["c[t=1]"]["error"].startswith("process 1 of 2")
