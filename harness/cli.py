@@ -67,7 +67,8 @@ def summary_table(records: list[dict]) -> str:
             rows.append([r["case_id"], "ok", _human_time(t["median"]), ci, f"{100 * t['cv']:.1f}%",
                          t["n"], f"{faults:.3g}", _headline(r), placed, len(r.get("warnings", []))])
         else:
-            reason = (r.get("error") or "").splitlines()[0][:70] if r.get("error") else ""
+            reason = (r.get("error") or "").splitlines()[0] if r.get("error") else ""
+            reason = reason[:45] + "..." if len(reason) > 48 else reason
             rows.append([r["case_id"], r.get("status"), "", "", "", "", "", reason, "", ""])
     return format_table(["case", "status", "median", "95% CI", "CV", "n", "faults/call",
                          "figure", "of roofline", "warnings"], rows)
@@ -224,8 +225,9 @@ def cmd_throttle(args) -> int:
 
 
 def cmd_probe(args) -> int:
-    from harness.fingerprint import fingerprint
+    from harness.fingerprint import _cpu_flags_levels
     from harness.profile import format_profile, load_profile
+    from harness.throttle import format_throttle_table, throttle_table
     from harness.suite import load_suite, parse_suite
     from kernels.sweep import sweep_sizes
     from kernels.stream import llc_total_bytes
@@ -250,9 +252,14 @@ def cmd_probe(args) -> int:
     if profile is None:
         raise UsageError("the probe measured nothing usable; see the failed cases in " + str(store.path))
     print(format_profile(profile))
-    failed = [r for r in records if r["status"] == "failed"]
-    for r in failed:
-        print(f"failed: {r['case_id']}: {r.get('error')}")
+    table = throttle_table(records)
+    if not table.empty:
+        print("\nClock by busy cores and ISA level")
+        print(format_throttle_table(table, hypervisor="hypervisor" in _cpu_flags_levels(raw=True)))
+    for r in records:
+        if r["status"] != "ok":
+            reason = (r.get("error") or "").splitlines()[0]
+            print(f"{r['status']}: {r['case_id']}: {reason[:140] + '...' if len(reason) > 140 else reason}")
     print(f"\nrun stored in {store.path}")
     print(f"device profile: {store.path.parent / 'profile.json'}")
     print(f"report: {store.report}")

@@ -14,7 +14,7 @@ A suite is YAML:
         kind: numpy.matmul       # see `harness kinds`
         params: {n: 512}
         matrix: {dtype: [float32, float64]}   # optional: one case per combination
-        threads: [1, 2]          # an int, a list, or "all"
+        threads: [1, 2]          # an int, a list, "all", or a range "1..all"
         cpus: [0, 1]             # optional: which CPUs to pin (default: one per core)
         timeout: 60              # seconds before a hanging case is killed
         budget: 1.0              # seconds of timed sampling
@@ -101,13 +101,24 @@ def _number(where, value, minimum=0.0, allow_none=False, integer=False):
 
 def resolve_threads(where: str, value, allowed: list[int]) -> list[int]:
     values = value if isinstance(value, list) else [value]
-    values = [len(allowed) if v == "all" else v for v in values]
+    expanded = []
+    for v in values:  # "1..all" or "2..8": every thread count in the range
+        if isinstance(v, str) and ".." in v:
+            lo, _, hi = v.partition("..")
+            try:
+                lo, hi = int(lo), len(allowed) if hi == "all" else int(hi)
+            except ValueError:
+                _fail(where, f"expected a range like '1..all' or '1..8', got {v!r}")
+            expanded.extend(range(lo, hi + 1))
+        else:
+            expanded.append(len(allowed) if v == "all" else v)
+    values = expanded
     if not values:
         _fail(where, "empty list")
     values = list(dict.fromkeys(values))  # [1, all] on a 1-CPU machine is one case
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            _fail(where, f"expected a positive integer, a list of them, or 'all'; got {v!r}")
+            _fail(where, f"expected a positive integer, a list of them, 'all' or a range '1..all'; got {v!r}")
         if v > len(allowed):
             _fail(where, f"{v} threads exceed the {len(allowed)} CPUs this process may use "
                          f"({allowed}, from sched_getaffinity)")

@@ -19,7 +19,7 @@ def throttle_suite(levels: list[str], max_cores: int | None = None, seconds: flo
     max_cores = max_cores or len(allowed)
     cases = [{"id": f"throttle-{level}", "kind": "probe.throttle",
               "params": {"isa": level, "dtype": dtype, "seconds": seconds},
-              "threads": list(range(1, max_cores + 1))} for level in levels]
+              "threads": f"1..{max_cores}"} for level in levels]
     data = {"name": "throttle",
             "description": "clock frequency by busy cores and ISA level",
             "defaults": {"budget": budget, "min_samples": 3, "warmup_max": 0.5, "timeout": 120},

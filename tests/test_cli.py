@@ -103,3 +103,13 @@ def test_shipped_suites_validate():
 
     for path in sorted((ROOT / "suites").glob("*.yaml")):
         assert load_suite(path).cases, path
+
+
+def test_thread_ranges_expand():
+    suite = parse_suite({"cases": [{"id": "e", "kind": "diagnostic.empty", "threads": "1..all"}]},
+                        "s.yaml", allowed=[0, 1, 2])
+    assert [c.threads for c in suite.cases] == [1, 2, 3]
+    with pytest.raises(UsageError, match=r"threads: expected a range like"):
+        parse_suite({"cases": [{"kind": "diagnostic.empty", "threads": "1..lots"}]}, "s.yaml", allowed=[0, 1])
+    with pytest.raises(UsageError, match=r"threads: 3 threads exceed"):
+        parse_suite({"cases": [{"kind": "diagnostic.empty", "threads": "1..5"}]}, "s.yaml", allowed=[0, 1])
