@@ -307,6 +307,9 @@ def run(args) -> int:
     if args.layers:
         profile_layers(target, frameworks, threads, args.batch[0], args.image, args.opt_level, args.top,
                        args.results, store.path)
+        from harness.cli import write_report_safely
+
+        store.report = write_report_safely(store.path)  # again, now with the layers in it
     print(f"\nrun stored in {store.path}")
     print(f"report: {store.report}")
     return 0
