@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,18 @@ def summary_table(records: list[dict]) -> str:
             rows.append([r["case_id"], r.get("status"), "", "", "", "", "", reason, "", ""])
     return format_table(["case", "status", "median", "95% CI", "CV", "n", "faults/call",
                          "figure", "of roofline", "warnings"], rows)
+
+
+def scale_budgets(suite, scale: float) -> None:
+    if not (math.isfinite(scale) and scale > 0):
+        raise UsageError(f"--budget-scale {scale}: must be a number > 0")
+    for case in suite.cases:
+        case.policy = {**case.policy, "budget_s": case.policy["budget_s"] * scale}
+
+
+def exit_status(records: list[dict]) -> int:
+    """0 when no case failed, 1 otherwise (skips are not failures: they say why)."""
+    return 1 if any(r.get("status") == "failed" for r in records) else 0
 
 
 def cmd_device(args) -> int:
@@ -162,9 +175,7 @@ def cmd_run(args) -> int:
         suite.cases = [c for c in suite.cases if args.filter in c.case_id]
         if not suite.cases:
             raise UsageError(f"--filter {args.filter!r}: no case id contains it")
-    if args.budget_scale != 1.0:
-        for c in suite.cases:
-            c.policy = {**c.policy, "budget_s": c.policy["budget_s"] * args.budget_scale}
+    scale_budgets(suite, args.budget_scale)
     if args.processes is not None:
         if args.processes < 1:
             raise UsageError(f"--processes {args.processes}: must be at least 1")
@@ -178,7 +189,7 @@ def cmd_run(args) -> int:
     print(f"\n{len(records) - failed - skipped} ok, {failed} failed, {skipped} skipped")
     print(f"run stored in {store.path}")
     print(f"report: {store.report}" if store.report else "report: not written (see the message above)")
-    return 0
+    return exit_status(records)
 
 
 def write_report_safely(run_path: Path) -> Path | None:
@@ -209,6 +220,9 @@ def cmd_throttle(args) -> int:
     if args.max_cores is not None and not 1 <= args.max_cores <= len(cpus):
         raise UsageError(f"--max-cores {args.max_cores}: must be between 1 and the {len(cpus)} CPUs "
                          "this process may use")
+    for flag, value in (("--seconds", args.seconds), ("--budget", args.budget)):
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{flag} {value}: must be a number > 0")
     suite = throttle_suite(levels, args.max_cores, seconds=args.seconds, dtype=args.dtype,
                            budget=args.budget)
     print(f"throttle: {len(suite.cases)} cells ({', '.join(levels)} x 1..{args.max_cores or len(cpus)} "
@@ -221,7 +235,7 @@ def cmd_throttle(args) -> int:
             print(f"{r['case_id']}: {r['status']}: {r.get('error')}")
     print(f"run stored in {store.path}")
     print(f"report: {store.report}")
-    return 0
+    return exit_status(records)
 
 
 def cmd_probe(args) -> int:
@@ -242,9 +256,7 @@ def cmd_probe(args) -> int:
                        "matrix": {"kbytes": sizes_kib}, "threads": [1, "all"]}
                       for op in ("read", "write", "triad")]}, "generated sweep")
         suite.cases += sweep.cases
-    if args.budget_scale != 1.0:
-        for c in suite.cases:
-            c.policy = {**c.policy, "budget_s": c.policy["budget_s"] * args.budget_scale}
+    scale_budgets(suite, args.budget_scale)
     print(f"probe: {len(suite.cases)} cases ({suite.path.name}"
           f"{'' if args.quick or args.no_sweep else ' + working-set sweep'})", file=sys.stderr)
     store, records = run_suite(suite, Path(args.results), progress=not args.no_progress)
@@ -263,7 +275,7 @@ def cmd_probe(args) -> int:
     print(f"\nrun stored in {store.path}")
     print(f"device profile: {store.path.parent / 'profile.json'}")
     print(f"report: {store.report}")
-    return 0
+    return exit_status(records)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -358,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # run_suite has marked the run interrupted; its records stay
         print("\ninterrupted: every record finished so far is kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `harness kinds | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

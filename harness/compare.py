@@ -249,7 +249,10 @@ def run(args) -> int:
         names = [p.name for p in paths]
         name = "--".join(names[:3]) + (f"--and-{len(names) - 3}-more" if len(names) > 3 else "")
         out = paths[0].parent.parent / "comparisons" / name
-    written = write_comparison(df, out)
+    try:
+        written = write_comparison(df, out)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot write the comparison there ({exc.strerror or exc})") from None
     print(f"\ncomparison written to {written[0]} (and .md, .csv, plot in {out})")
     return 0
 

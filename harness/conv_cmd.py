@@ -190,7 +190,9 @@ def run(args) -> int:
           "(run `harness probe` for them).")
     print(f"run stored in {store.path}")
     print(f"report: {store.report}")
-    return 1 if any(r.get("status") == "failed" for r in records) else 0
+    from harness.cli import exit_status
+
+    return exit_status(records)
 
 
 

@@ -170,7 +170,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from harness.report import resolve_run_arg
 
-    path = export_run(resolve_run_arg(args.run, args.results), args.format, args.out)
+    try:
+        path = export_run(resolve_run_arg(args.run, args.results), args.format, args.out)
+    except OSError as exc:
+        raise UsageError(f"--out {args.out}: cannot write there ({exc.strerror or exc})") from None
     print(f"exported to {path}")
     return 0
 

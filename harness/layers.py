@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.cost import CostError
 from harness.roofline import Roofline, roofline_bound
 
 TOP = 10
@@ -495,8 +496,9 @@ def profile_onnxruntime(path, shapes: dict | None = None, *, threads: int = 1, o
             attrs = _attrs(original) if original is not None and original.op_type == node["op"] else {}
             try:
                 found = trace_cost(node["op"], node["input_shapes"], node["output_shapes"], attrs)
-            except Exception:
+            except CostError as exc:  # shapes the cost model rejects: listed as uncosted, with why
                 found = None
+                node.setdefault("cost_error", str(exc))
             source = "trace shapes"
         if found is not None:
             category, c = found

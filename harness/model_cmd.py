@@ -276,7 +276,7 @@ def run(args) -> int:
         wrong = [fw for fw in frameworks if fw != "onnxruntime"]
         if wrong:
             raise UsageError(f"--framework {wrong[0]}: an ONNX file runs in onnxruntime only")
-    if args.budget < 0:
+    if not args.budget >= 0 or args.budget == float("inf"):  # also refuses NaN
         raise UsageError(f"--budget {args.budget}: must be >= 0")
     if any(b < 1 for b in args.batch):
         raise UsageError("--batch: sizes must be >= 1")
@@ -312,7 +312,9 @@ def run(args) -> int:
         store.report = write_report_safely(store.path)  # again, now with the layers in it
     print(f"\nrun stored in {store.path}")
     print(f"report: {store.report}")
-    return 0
+    from harness.cli import exit_status
+
+    return exit_status(records)
 
 
 def main(argv: list[str] | None = None) -> int:

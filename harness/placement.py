@@ -25,35 +25,40 @@ class Placer:
         self.cores = (fingerprint.get("cpu") or {}).get("physical_cores") or 1
         self._roofs: dict = {}
 
-    def _roof(self, threads: int | None) -> Roofline | None:
-        if self.profile is None:
-            return None
+    def _roof(self, threads: int | None) -> Roofline:
+        """The profile's ceilings measured at exactly `threads`, or the best over all (None)."""
         if threads not in self._roofs:
-            roof = Roofline.from_profile(self.profile, threads=threads)
-            if not roof.compute_ceilings or not roof.bandwidth_ceilings:
-                roof = Roofline.from_profile(self.profile)
-            self._roofs[threads] = roof
+            self._roofs[threads] = Roofline.from_profile(self.profile, threads=threads)
         return self._roofs[threads]
 
-    def _ceilings(self, dtype: str, threads: int) -> tuple[float | None, float | None, str, str]:
-        """(peak FLOP/s, DRAM B/s, source, the dtype whose ceiling was used)."""
-        roof = self._roof(threads)
-        used = dtype
-        if roof is not None:
+    def _pick(self, get, threads: int, what: str, notes: list[str]):
+        """A measured ceiling at the record's thread count, else the best over thread counts,
+        saying so in `notes`; (None, None) when the profile has none."""
+        for roof, fallback in ((self._roof(threads), False), (self._roof(None), True)):
+            try:
+                ceiling = get(roof)
+            except KeyError:
+                continue
+            if fallback:
+                notes.append(f"no {what} ceiling was measured at {threads} threads: used the best "
+                             f"over thread counts ({ceiling.threads} threads)")
+            return ceiling.value, ceiling.threads
+        return None, None
+
+    def _ceilings(self, dtype: str, threads: int) -> tuple:
+        """(peak FLOP/s, DRAM B/s, source, dtype whose ceiling was used, ceiling threads, notes)."""
+        notes: list[str] = []
+        if self.profile is not None:
             for candidate in (dtype, FALLBACK_DTYPE.get(dtype)):
                 if candidate is None:
                     continue
-                try:
-                    peak = roof.peak(candidate).value
-                except KeyError:
+                peak, peak_threads = self._pick(lambda r: r.peak(candidate), threads, f"{candidate} compute", notes)
+                if peak is None:
                     continue
-                try:
-                    bw = roof.bandwidth("DRAM").value
-                except KeyError:
-                    bw = None
-                return peak, bw, "measured", candidate
+                bw, bw_threads = self._pick(lambda r: r.bandwidth("DRAM"), threads, "DRAM bandwidth", notes)
+                return peak, bw, "measured", candidate, {"compute": peak_threads, "bandwidth": bw_threads}, notes
         used = dtype if self.datasheet.get(dtype) else FALLBACK_DTYPE.get(dtype, "float32")
-        return self._sheet(used, threads), None, "theoretical", used
+        return self._sheet(used, threads), None, "theoretical", used, None, notes
 
     def _sheet(self, dtype: str, threads: int) -> float | None:
         """The datasheet peak for the cores in use: a 1-thread op is judged against one core."""
@@ -70,7 +75,7 @@ class Placer:
             return record
         measured_s = timing["median"]
         dtype = (record.get("params") or {}).get("dtype") or "float32"
-        peak, bw, source, used = self._ceilings(dtype, record.get("threads") or 1)
+        peak, bw, source, used, ceiling_threads, notes = self._ceilings(dtype, record.get("threads") or 1)
         if peak is None:
             return record
         if bw is not None:
@@ -84,6 +89,8 @@ class Placer:
             "profile": self.profile_path if source == "measured" else None,
             "dtype": dtype,
             "ceiling_dtype": used,
+            "ceiling_threads": ceiling_threads,
+            "notes": notes,
             "level": "DRAM",
             "peak_flops_per_s": peak,
             "bandwidth_bytes_per_s": bw,

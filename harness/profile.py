@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
+import time
 from pathlib import Path
 
 from harness import SCHEMA_VERSION
@@ -35,13 +37,21 @@ def profile_path(results_root: str | Path, device_slug: str) -> Path:
 
 
 def load_profile(path: str | Path) -> dict | None:
+    """The profile at `path`, or None where there is none. A damaged one is moved aside (never
+    overwritten: it holds measurements) and said so, and the run goes on without it."""
     path = Path(path)
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
+        profile = json.loads(path.read_text())
+        if isinstance(profile, dict):
+            return profile
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        pass
+    aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+    os.replace(path, aside)
+    print(f"warning: {path} was not a readable device profile; moved it to {aside}", file=sys.stderr)
+    return None
 
 
 def _ok(records, kind):

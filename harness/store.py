@@ -53,9 +53,12 @@ class RunStore:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / "logs").mkdir(exist_ok=True)
-        self._records = open(self.path / RECORDS, "a", encoding="utf-8")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            (self.path / "logs").mkdir(exist_ok=True)
+            self._records = open(self.path / RECORDS, "a", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{self.path}: cannot write the run there ({exc.strerror or exc})") from None
         self.report: Path | None = None  # set once the run's report is written
 
     @classmethod
@@ -104,24 +107,32 @@ def load_manifest(path: str | Path) -> dict:
     p = resolve_run(path) / MANIFEST
     if not p.exists():
         return {}
-    return json.loads(p.read_text())
+    try:
+        manifest = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{p}: not a readable manifest ({exc.__class__.__name__})") from None
+    if not isinstance(manifest, dict):
+        raise UsageError(f"{p}: not a manifest (a JSON object was expected)")
+    return manifest
 
 
 def load_records(path: str | Path) -> list[dict]:
-    """Every complete line of records.jsonl; a last line cut off by a kill is skipped."""
+    """Every record of records.jsonl. A last line cut off by a kill mid-write is skipped;
+    a bad line anywhere else means the file was damaged, and that is an error."""
     p = resolve_run(path) / RECORDS
     records = []
     if not p.exists():
         return records
-    with open(p, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a partial line from a run killed mid-write
+    lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                continue  # the partial last line of a run killed mid-write
+            raise UsageError(f"{p}: line {number} is not a JSON record (the file was damaged)") from None
     return records
 
 

@@ -30,6 +30,7 @@ Every problem is reported as one line naming the file and the key, and the CLI e
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,8 @@ def _number(where, value, minimum=0.0, allow_none=False, integer=False):
     ok_types = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, ok_types):
         _fail(where, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
+    if not math.isfinite(value):
+        _fail(where, f"must be a finite number, got {value!r}")
     if value < minimum:
         _fail(where, f"must be >= {minimum}, got {value!r}")
     return value
@@ -193,7 +196,7 @@ def expand_case(where: str, raw: dict, defaults: dict, allowed: list[int]) -> li
     return cases
 
 
-def parse_suite(data, source: str, allowed: list[int] | None = None) -> Suite:
+def parse_suite(data, source: str, allowed: list[int] | None = None, _including: tuple = ()) -> Suite:
     allowed = allowed if allowed is not None else conditions.available_cpus()
     if not isinstance(data, dict):
         _fail(source, "a suite file must be a mapping with a 'cases' list")
@@ -217,7 +220,7 @@ def parse_suite(data, source: str, allowed: list[int] | None = None) -> Suite:
         path = Path(source).parent / name
         if not path.exists():
             _fail(f"{source}: include", f"no such suite file {path}")
-        cases.extend(load_suite(path, allowed).cases)
+        cases.extend(load_suite(path, allowed, _including).cases)
     for i, raw in enumerate(raw_cases):
         cases.extend(expand_case(f"{source}: cases[{i}]", raw, defaults, allowed))
     ids = [c.case_id for c in cases]
@@ -230,19 +233,24 @@ def parse_suite(data, source: str, allowed: list[int] | None = None) -> Suite:
     return Suite(name=name, description=str(data.get("description", "")), cases=cases)
 
 
-def load_suite(path: str | Path, allowed: list[int] | None = None) -> Suite:
+def load_suite(path: str | Path, allowed: list[int] | None = None, _including: tuple = ()) -> Suite:
     path = Path(path)
     if not path.exists():
         bundled = Path(__file__).resolve().parent.parent / "suites" / path.name
         hint = f" (did you mean suites/{path.name}?)" if bundled.exists() and path != bundled else ""
         raise UsageError(f"{path}: no such suite file{hint}")
+    if path.resolve() in _including:
+        raise UsageError(f"{path}: includes itself (through {' -> '.join(p.name for p in _including)})")
     try:
         data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read the suite file ({exc.__class__.__name__}: "
+                         f"{getattr(exc, 'strerror', None) or exc})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UsageError(f"{path}:{where}: not valid YAML: {problem}") from None
-    suite = parse_suite(data, str(path), allowed)
+    suite = parse_suite(data, str(path), allowed, _including + (path.resolve(),))
     suite.path = path
     return suite

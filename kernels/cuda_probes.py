@@ -19,27 +19,35 @@ from kernels.registry import Kind, Param
 FMA_DTYPES = ("float32", "float16")
 GEMM_DTYPES = ("fp16", "bf16", "tf32")
 
-# x <- M * x + B converges to the fixed point B / (1 - M) = 0.5. M = 0.5 makes every
-# step exact until the mantissa runs out, and after that the chain stays within an
-# ulp of 0.5, so the closed form holds at any iteration count without error build-up.
-FMA_M = 0.5
-FMA_B = 0.25
+# x <- M * x + B with M = 1 and B = 2^-10 adds exactly one unit of 2^-10 per step, so chain
+# j (starting at (j + 1) units) ends at exactly (j + 1 + n) units: every step must have run,
+# and one skipped step changes the result (as the CPU probe's check does). Exact while the
+# units fit the mantissa: fp32 (24 bits) for any sensible n, fp16 (11 bits) only while the
+# per-thread sum of the chains stays under 2048 units, which `fma_max_iterations` enforces.
+FMA_M = 1.0
+FMA_B = 2.0 ** -10
+MANTISSA_UNITS = {"float32": 2 ** 24, "float16": 2 ** 11}
+DEFAULT_FMA_ITERATIONS = {"float32": 8192, "float16": 0}  # 0: the most fp16 keeps exact
+
+
+def fma_max_iterations(dtype: str, accumulators: int) -> int:
+    """Most iterations whose per-thread sum accumulators x (n + accumulators) stays exact."""
+    return MANTISSA_UNITS[dtype] // accumulators - accumulators - 1
 
 
 def _fma_inputs(dtype: str, accumulators: int):
-    """(coef, init) for the FMA kernel. The chains start from different values (j + 1)
+    """(coef, init) for the FMA kernel. The chains start from different values (j + 1 units)
     read from memory, so the compiler can neither merge them nor fold them to a constant."""
     import numpy as np
 
     coef = np.array([FMA_M, FMA_B], dtype=dtype)
-    init = np.arange(1, accumulators + 1, dtype=dtype)
+    init = np.arange(1, accumulators + 1, dtype=dtype) * np.asarray(FMA_B, dtype=dtype)
     return coef, init
 
 
 def fma_expected(iterations: int, accumulators: int) -> float:
-    """The value each thread writes: the sum over chains of M^n (x0 - x*) + x*."""
-    fixed = FMA_B / (1.0 - FMA_M)
-    return sum(fixed + (x0 - fixed) * FMA_M**iterations for x0 in range(1, accumulators + 1))
+    """The value each thread writes, exactly: the sum over chains of (j + 1 + n) units."""
+    return FMA_B * sum(j + 1 + iterations for j in range(accumulators))
 
 
 @functools.lru_cache(maxsize=None)
@@ -189,7 +197,9 @@ def cuda_fma(params: dict, ctx: Context) -> Workload:
     import numpy as np
 
     cuda = _numba_gpu()
-    dtype, acc, iterations = params["dtype"], params["accumulators"], params["iterations"]
+    dtype, acc = params["dtype"], params["accumulators"]
+    iterations = params["iterations"] or min(DEFAULT_FMA_ITERATIONS[dtype] or 10 ** 9,
+                                             fma_max_iterations(dtype, acc))
     info = _numba_device_info(cuda)
     blocks = info["sm_count"] * params["blocks_per_sm"]
     threads = params["threads"]
@@ -206,8 +216,7 @@ def cuda_fma(params: dict, ctx: Context) -> Workload:
     def check():
         got = out.copy_to_host().astype(np.float64)
         expect = fma_expected(iterations, acc)
-        rtol = 1e-2 if dtype == "float16" else 1e-5
-        bad = ~np.isclose(got, expect, rtol=rtol, atol=0)
+        bad = got != expect  # exact: one skipped step on one chain changes it (and NaN != anything)
         if bad.any():
             raise AssertionError(f"{int(bad.sum())} of {got.size} threads differ from the closed form "
                                  f"{expect}: first {got[bad][:4].tolist()}")
@@ -241,6 +250,9 @@ def cuda_copy(params: dict, ctx: Context) -> Workload:
             dst.copy_(src)
 
         def check():
+            dst.zero_()  # clear, then one more call: the call itself must do the copy
+            fn()
+            torch.cuda.synchronize()
             if not torch.equal(dst, src):
                 raise AssertionError("torch copy_: dst differs from src")
 
@@ -259,6 +271,9 @@ def cuda_copy(params: dict, ctx: Context) -> Workload:
             kernel(src, dst)
 
         def check():
+            dst.copy_to_device(np.zeros(n, dtype=np.uint32))  # clear, then one more call
+            fn()
+            cuda.synchronize()
             if not np.array_equal(dst.copy_to_host(), np.arange(n, dtype=np.uint32)):
                 raise AssertionError("numba grid-stride copy: dst differs from src")
 
@@ -291,6 +306,9 @@ def cuda_gemm(params: dict, ctx: Context) -> Workload:
     torch.cuda.synchronize()
 
     def check():
+        c.fill_(float("nan"))  # clear, then one more call: the call itself must compute C
+        fn()
+        torch.cuda.synchronize()
         # Entries of C have standard deviation sqrt(n); the error scales with eps * sqrt(n).
         rows = torch.tensor([0, n // 3, n // 2, n - 1], device="cuda")
         expect = a[rows].double() @ b.double()
@@ -321,13 +339,22 @@ _GRID = {
     "threads": Param(int, 256, choices=(64, 128, 256, 512, 1024), help="threads per block"),
 }
 
+def _validate_fma(params: dict) -> None:
+    most = fma_max_iterations(params["dtype"], params["accumulators"])
+    if params["iterations"] > most:
+        raise ValueError(f"iterations: at most {most} for {params['dtype']} with {params['accumulators']} "
+                         "accumulators, or the exact result check would overflow the mantissa")
+
+
 KINDS = [
     Kind("probe.cuda_fma", "kernels.cuda_probes:cuda_fma",
          {"dtype": Param(str, "float32", choices=FMA_DTYPES),
           "accumulators": Param(int, 8, min=1, max=32, help="independent FMA chains per thread (ILP)"),
-          "iterations": Param(int, 8192, min=1, help="FMA steps per chain per launch"),
+          "iterations": Param(int, 0, min=0, help="FMA steps per chain per launch; 0 = 8192 for fp32, "
+                                                  "the most that keeps the fp16 check exact"),
           **_GRID},
-         "numba.cuda FMA throughput: independent FMA chains per thread, checked against a closed form"),
+         "numba.cuda FMA throughput: independent FMA chains per thread, checked against a closed form",
+         validate=_validate_fma),
     Kind("probe.cuda_copy", "kernels.cuda_probes:cuda_copy",
          {"mbytes": Param(float, 1000.0, min=0.004, max=8000.0, help="array size in MB (1e6 B)"),
           "impl": Param(str, "numba", choices=("numba", "torch")),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import math
 import statistics
 import threading
 import time
@@ -210,9 +211,12 @@ def throttle_sample(isa: str, dtype: str, cpus: list[int], seconds: float,
     finally:
         team.close()
     out = []
-    for core in samples:
-        settled = [ghz for t, ghz in core if t >= settle] or [ghz for _, ghz in core]
-        out.append(statistics.median(settled) if settled else float("nan"))
+    for cpu, core in zip(cpus, samples):
+        settled = [ghz for t, ghz in core if t >= settle]
+        if not settled:
+            raise RuntimeError(f"cpu {cpu}: no clock sample after the {settle:g} s settling time "
+                               f"(seconds={seconds} is too short)")
+        out.append(statistics.median(settled))
     return out
 
 
@@ -238,7 +242,12 @@ def throttle_probe(params: dict, ctx: Context) -> Workload:
         return {"ghz": statistics.median(medians), "ghz_per_core": medians,
                 "busy_cores": len(ctx.cpus), "samples_per_core": len(per_core[0])}
 
-    return Workload(fn=fn, metrics=metrics,
+    def check():
+        values = [g for core in per_core for g in core]
+        if not values or not all(math.isfinite(g) and g > 0 for g in values):
+            raise AssertionError(f"clock samples are missing or not finite: {per_core}")
+
+    return Workload(fn=fn, metrics=metrics, check=check,
                     info={"isa": isa, "dtype": dtype, "busy_cores": len(ctx.cpus), "cpus": ctx.cpus,
                           "method": "each busy core alternates an FMA burst at the level with "
                                     "a dependent add chain read on the same core",

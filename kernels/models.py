@@ -202,7 +202,14 @@ def torch_model(params: dict, ctx: Context) -> Workload:
             with torch.inference_mode():
                 runner(x)
             info["compile_s"] = time.perf_counter() - t0
-        except Exception as exc:  # no C++ compiler, an inductor error: the case cannot run here
+        except Exception as exc:
+            # A missing C++ compiler or an inductor/dynamo error means torch.compile cannot run
+            # here: a skip, with the reason. Anything else is a bug in the case: a failure.
+            from torch._dynamo.exc import TorchDynamoException
+            from torch._inductor.exc import CppCompileError
+
+            if not isinstance(exc, (TorchDynamoException, CppCompileError, OSError)):
+                raise
             first = (str(exc).strip().splitlines() or [""])[0][:300]
             raise Skip(f"torch.compile failed here: {type(exc).__name__}: {first}") from None
         info["compile_backend"] = "inductor"

@@ -8,6 +8,7 @@ settings (thread pools, NUMBA_CPU_FEATURES) only take effect if set before they 
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -51,6 +52,8 @@ class Param:
         if not ok:
             names = " or ".join(t.__name__ for t in types)
             return f"expected {names}, got {type(value).__name__} {value!r}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number; got {value!r}"
         if self.choices is not None and value not in self.choices:
             return f"must be one of {', '.join(map(str, self.choices))}; got {value!r}"
         if self.min is not None and value < self.min:

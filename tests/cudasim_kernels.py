@@ -28,22 +28,26 @@ def test_fma_matches_closed_form(dtype, iterations):
     out = cuda_probes.run_fma(dtype, blocks=2, threads=8, iterations=iterations, accumulators=accumulators)
     assert out.dtype == np.dtype(dtype) and out.shape == (16,)
     expect = cuda_probes.fma_expected(iterations, accumulators)
-    # every thread wrote (no NaN left) and the chains followed x <- 0.5 x + 0.25
-    np.testing.assert_allclose(out.astype(np.float64), expect, rtol=1e-3 if dtype == "float16" else 1e-6)
+    # every thread wrote (no NaN left) and every chain took every step: exact equality
+    assert (out.astype(np.float64) == expect).all()
+    if iterations:  # one step fewer gives a different result: a skipped step cannot pass
+        assert (out.astype(np.float64) != cuda_probes.fma_expected(iterations - 1, accumulators)).all()
 
 
 def test_fma_closed_form_values():
-    # chains start at 1 and 2: x1 = 0.5 x0 + 0.25 -> 0.75 and 1.25
-    assert cuda_probes.fma_expected(1, 2) == 2.0
-    assert cuda_probes.fma_expected(0, 3) == 6.0
-    assert cuda_probes.fma_expected(200, 3) == pytest.approx(1.5)
+    # chains start at 1 and 2 units of 2^-10 and gain one unit per step
+    unit = 2.0 ** -10
+    assert cuda_probes.fma_expected(1, 2) == (2 + 3) * unit
+    assert cuda_probes.fma_expected(0, 3) == 6 * unit
+    assert cuda_probes.fma_expected(200, 3) == (201 + 202 + 203) * unit
+    assert cuda_probes.fma_max_iterations("float16", 8) == 2048 // 8 - 9
 
 
 def test_fma_kernel_has_one_chain_per_accumulator():
     kernel = cuda_probes.fma_kernel("float32", 3)
     assert kernel is cuda_probes.fma_kernel("float32", 3)  # built once
     out = cuda_probes.run_fma("float32", blocks=1, threads=4, iterations=2, accumulators=3)
-    np.testing.assert_allclose(out, cuda_probes.fma_expected(2, 3))
+    assert (out.astype(np.float64) == cuda_probes.fma_expected(2, 3)).all()
     with pytest.raises(ValueError):
         cuda_probes.fma_kernel("float64", 3)
 

@@ -24,6 +24,10 @@ BAD_SUITES = {
     "not yaml": ("cases: [kind: : x\n", "not valid YAML"),
     "not a mapping": ("- 1\n- 2\n", "a suite file must be a mapping"),
     "empty cases": ("cases: []\n", "cases: expected a non-empty list"),
+    "nan timeout": ("cases: [{kind: diagnostic.empty, timeout: .nan}]\n", "cases[0].timeout: must be a finite number"),
+    "infinite budget": ("cases: [{kind: diagnostic.empty, budget: .inf}]\n", "cases[0].budget: must be a finite number"),
+    "nan param": ("cases: [{kind: memory.page_faults, params: {mbytes: .nan}}]\n", "cases[0].params.mbytes: must be a finite"),
+    "includes itself": ("include: [suite.yaml]\n", "includes itself"),
     "duplicate ids": ("cases: [{id: a, kind: diagnostic.empty}, {id: a, kind: diagnostic.empty}]\n", "duplicate case id"),
 }
 
@@ -113,3 +117,43 @@ def test_thread_ranges_expand():
         parse_suite({"cases": [{"kind": "diagnostic.empty", "threads": "1..lots"}]}, "s.yaml", allowed=[0, 1])
     with pytest.raises(UsageError, match=r"threads: 3 threads exceed"):
         parse_suite({"cases": [{"kind": "diagnostic.empty", "threads": "1..5"}]}, "s.yaml", allowed=[0, 1])
+
+
+def test_a_run_with_a_failed_case_exits_1_and_one_that_only_skips_exits_0(write_suite):
+    failing = write_suite("defaults: {budget: 0.05, min_samples: 3, warmup_max: 0.1}\n"
+                          "cases: [{id: e, kind: diagnostic.empty}, {id: x, kind: diagnostic.crash, params: {how: exception}}]\n")
+    out = harness_cli("run", failing, "--results", failing.parent / "r", "--no-progress")
+    assert out.returncode == 1 and "1 ok, 1 failed" in out.stdout
+    skipping = write_suite("cases: [{id: g, kind: probe.cuda_gemm}]\n", name="skip.yaml")
+    out = harness_cli("run", skipping, "--results", skipping.parent / "r", "--no-progress")
+    import torch
+    if not torch.cuda.is_available():
+        assert out.returncode == 0 and "0 ok, 0 failed, 1 skipped" in out.stdout
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["run", "/", "--results", "/tmp/x"], "cannot read the suite file"),
+    (["run", "suites/quick.yaml", "--budget-scale", "0"], "--budget-scale 0.0: must be a number > 0"),
+    (["run", "suites/quick.yaml", "--results", "/proc/no-such-dir"], "cannot write the run there"),
+    (["throttle", "--seconds", "nan"], "--seconds nan: must be a number > 0"),
+    (["conv", "--ic", "8"], "the following arguments are required"),
+])
+def test_bad_command_lines_are_one_line_and_exit_2(args, expected):
+    out = harness_cli(*args)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and expected in out.stderr.strip().splitlines()[-1]
+
+
+def test_damaged_runs_are_clear_errors(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text("{not json")
+    out = harness_cli("report", run)
+    assert out.returncode == 2 and "not a readable manifest" in out.stderr
+    (run / "manifest.json").write_text("{}")
+    (run / "records.jsonl").write_text('{"case_id": "a"}\ngarbage\n{"case_id": "b"}\n')
+    from harness.store import load_records
+    with pytest.raises(UsageError, match="line 2 is not a JSON record"):
+        load_records(run)
+    (run / "records.jsonl").write_text('{"case_id": "a"}\n{"case_id": "b", "cut off by a ki')
+    assert [r["case_id"] for r in load_records(run)] == ["a"]  # a run killed mid-write

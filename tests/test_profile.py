@@ -82,7 +82,7 @@ def test_quick_probe_writes_a_profile_that_later_runs_use(tmp_path, write_suite)
     profile = json.loads(next(results.glob("*/profile.json")).read_text())
     assert {e["isa"] for e in profile["compute"]} >= {"blas"}
     assert any(e["level"] == "DRAM" for e in profile["bandwidth"])
-    assert profile["frequency_ghz"] > 0.3
+    assert profile["frequency_ghz"] > 0
     suite = write_suite("defaults: {budget: 0.05, min_samples: 3, warmup_max: 0.1}\n"
                         "cases: [{id: mm, kind: numpy.matmul, params: {n: 128}}]\n")
     assert harness_cli("run", suite, "--results", results, "--no-progress").returncode == 0
@@ -90,3 +90,27 @@ def test_quick_probe_writes_a_profile_that_later_runs_use(tmp_path, write_suite)
     (record,) = load_records(latest)
     assert record["roofline"]["source"] == "measured"
     assert record["roofline"]["efficiency"] > 0
+
+
+def test_placement_uses_the_records_thread_count_and_says_when_it_cannot(tmp_path):
+    records = [rec("probe.fma", {"dtype": "float32", "isa": "avx2"}, 1, flops_per_s=1e11),
+               rec("probe.fma", {"dtype": "float32", "isa": "avx2"}, 2, flops_per_s=2e11),
+               rec("probe.stream", {"impl": "numba", "op": "triad"}, 2, bytes_per_s=4e10)]
+    profile = update_profile(tmp_path / "p.json", records, FP, "run1")
+    one_thread = {"status": "ok", "params": {"dtype": "float32"}, "threads": 1,
+                  "cost": {"flops": 1e9, "bytes": 1e6}, "timing": {"median": 0.02}}
+    placed = Placer(profile, FP)(dict(one_thread))["roofline"]
+    assert placed["peak_flops_per_s"] == 1e11  # the 1-thread compute ceiling, not the 2-thread one
+    assert placed["ceiling_threads"] == {"compute": 1, "bandwidth": 2}
+    assert len(placed["notes"]) == 1 and "no DRAM bandwidth ceiling was measured at 1 threads" in placed["notes"][0]
+    two = Placer(profile, FP)(dict(one_thread, threads=2))["roofline"]
+    assert two["peak_flops_per_s"] == 2e11 and two["notes"] == []
+
+
+def test_a_damaged_profile_is_moved_aside_not_overwritten(tmp_path, capsys):
+    path = tmp_path / "profile.json"
+    path.write_text("{half a profile")
+    assert load_profile(path) is None
+    aside = list(tmp_path.glob("profile.json.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_text() == "{half a profile"
+    assert "was not a readable device profile" in capsys.readouterr().err

@@ -354,4 +354,4 @@ def test_kinds_resolve():
     _, problems = kinds["probe.sweep"].resolve_params({"op": "read"})
     assert problems  # kbytes is required
     for kind in kinds.values():
-        assert kind.load_factory() is not None
+        assert callable(kind.load_factory())

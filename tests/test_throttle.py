@@ -29,3 +29,11 @@ def test_throttle_command_end_to_end_and_bad_flags(tmp_path):
     assert bad.returncode == 2 and bad.stderr.startswith("error: --isa avx9000: not available here")
     bad = harness_cli("throttle", "--max-cores", "999", "--results", tmp_path)
     assert bad.returncode == 2 and "--max-cores 999" in bad.stderr
+
+
+def test_a_throttle_cell_without_clock_samples_is_an_error_not_nan():
+    import pytest
+    from kernels.frequency import throttle_sample
+
+    with pytest.raises(RuntimeError, match="no clock sample"):
+        throttle_sample("none", "float32", [0], seconds=0.0)
