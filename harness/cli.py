@@ -35,19 +35,6 @@ def _human_time(seconds: float) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
-def _headline(record: dict) -> str:
-    """The figure a reader wants for a record: the workload's own metric, else FLOP/s, else B/s."""
-    m = record.get("metrics") or {}
-    if "ghz" in m:
-        return f"{m['ghz']:.3f} GHz"
-    if "flops_per_s" in m and record.get("cost", {}).get("flops", 0) and (
-            "bytes_per_s" not in m or record["cost"].get("intensity", 0) >= 1):
-        return f"{m['flops_per_s'] / 1e9:.2f} GFLOP/s"
-    if "bytes_per_s" in m:
-        return f"{m['bytes_per_s'] / 1e9:.2f} GB/s"
-    return ""
-
-
 def format_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
               for i, h in enumerate(headers)]
@@ -56,6 +43,8 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def summary_table(records: list[dict]) -> str:
+    from harness.report import figure_of
+
     rows = []
     for r in records:
         t = r.get("timing") or {}
@@ -66,7 +55,7 @@ def summary_table(records: list[dict]) -> str:
             placed = (f"{100 * roof['efficiency']:.0f}% {roof['bound'].split()[0]}"
                       + ("" if roof["source"] == "measured" else " (datasheet)")) if roof else ""
             rows.append([r["case_id"], "ok", _human_time(t["median"]), ci, f"{100 * t['cv']:.1f}%",
-                         t["n"], f"{faults:.3g}", _headline(r), placed, len(r.get("warnings", []))])
+                         t["n"], f"{faults:.3g}", figure_of(r), placed, len(r.get("warnings", []))])
         else:
             reason = (r.get("error") or "").splitlines()[0] if r.get("error") else ""
             reason = reason[:45] + "..." if len(reason) > 48 else reason

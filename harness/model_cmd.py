@@ -117,12 +117,9 @@ def build_suite(target: dict, frameworks: list[str], threads: list, batches: lis
 # ---------------------------------------------------------------------------- printing
 
 def _si(value, unit: str) -> str:
-    if value is None:
-        return "n/a"
-    for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.4g} {prefix}{unit}"
-    return f"{value:.4g} {unit}"
+    from harness.report import fmt_si
+
+    return fmt_si(value, unit, digits=4) or "n/a"
 
 
 def _time(seconds) -> str:
