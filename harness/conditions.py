@@ -6,6 +6,7 @@ starts, so the environment below must be in place before numpy/torch/numba impor
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import time
@@ -88,6 +89,22 @@ def apply_in_worker(cpus: list[int], threads: int) -> dict:
     os.sched_setaffinity(0, cpus)
     os.environ.update(thread_env(threads))
     return {"affinity": sorted(os.sched_getaffinity(0))}
+
+
+@contextlib.contextmanager
+def spawning_threads_on(cpus: list[int]):
+    """Gives the calling thread `cpus` while a library creates its thread pool, then its own
+    mask back. Why: libgomp (torch's OpenMP) under OMP_PROC_BIND binds a thread that ran a
+    parallel region to one CPU, and threads created later (ONNX Runtime's pool) inherit the
+    mask of their creator: after any torch work in the same worker, all of a session's
+    threads would share one CPU (measured: 2 threads 2x slower than 1)."""
+    found = sorted(os.sched_getaffinity(0))
+    if found != sorted(cpus):
+        os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, found)
 
 
 def set_library_threads(threads: int) -> dict:

@@ -31,6 +31,7 @@ import os
 import sys
 import tempfile
 
+from harness.conditions import spawning_threads_on
 from harness.cost import conv2d_cost
 from harness.workload import Context, Skip, Workload
 from kernels.registry import Kind, Param
@@ -428,18 +429,11 @@ def ort_conv(params: dict, ctx: Context) -> Workload:
     optimized = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False)
     optimized.close()
     options.optimized_model_filepath = optimized.name
-    # libgomp (torch's OpenMP) under OMP_PROC_BIND pins a thread that ran a parallel region
-    # to one CPU, and ONNX Runtime's pool threads inherit the mask of the thread that makes
-    # them: after a torch case in the same worker, all of this session's threads would share
-    # one CPU (measured: 2 threads 2x slower than 1). So the pool is made with the case's
-    # CPUs, and this thread gets its mask back after.
-    found = sorted(os.sched_getaffinity(0))
     try:
-        if found != sorted(ctx.cpus):
-            os.sched_setaffinity(0, ctx.cpus)
         try:
-            session = ort.InferenceSession(onnx_conv_model(params, data).SerializeToString(), options,
-                                           providers=providers)
+            with spawning_threads_on(ctx.cpus):  # ORT's pool must not inherit a libgomp-bound mask
+                session = ort.InferenceSession(onnx_conv_model(params, data).SerializeToString(), options,
+                                               providers=providers)
         except Exception as exc:  # no kernel for this type here: ORT says NOT_IMPLEMENTED
             if "NOT_IMPLEMENTED" in str(exc) or "NotImplemented" in type(exc).__name__:
                 raise Skip(f"onnxruntime {ort.__version__} {providers[0]} has no {dtype} kernel for this "
@@ -447,7 +441,6 @@ def ort_conv(params: dict, ctx: Context) -> Workload:
             raise
         nodes = [f"{n.domain or 'ai.onnx'}:{n.op_type}" for n in onnx.load(optimized.name).graph.node]
     finally:
-        os.sched_setaffinity(0, found)
         os.unlink(optimized.name)
     if dtype == "bfloat16":
         raise Skip("bfloat16: onnxruntime accepted the model, but NumPy has no bfloat16 to bind "

@@ -30,6 +30,7 @@ import os
 import time
 from pathlib import Path
 
+from harness.conditions import spawning_threads_on
 from harness.workload import Context, Skip, Workload
 from kernels.registry import Kind, Param
 from kernels.zoo import MODELS
@@ -281,7 +282,8 @@ def ort_model(params: dict, ctx: Context) -> Workload:
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[params["opt_level"]]
     t0 = time.perf_counter()
-    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    with spawning_threads_on(ctx.cpus):  # after torch's export, this thread may be bound to one CPU
+        session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     info["session_create_s"] = time.perf_counter() - t0
 
     # Inputs and outputs bound to preallocated buffers, so a run allocates no tensors of its own.
