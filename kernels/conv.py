@@ -466,7 +466,7 @@ def ort_conv(params: dict, ctx: Context) -> Workload:
         backend={"library": "onnxruntime", "version": ort.__version__, "providers": session.get_providers(),
                  "graph_optimization": params["graph_optimization"], "optimized_graph": nodes,
                  "intra_op_num_threads": ctx.threads, "inter_op_num_threads": 1,
-                 "calling_thread_affinity": found, "thread_pool_affinity": sorted(ctx.cpus),
+                 "calling_thread_affinity": sorted(os.sched_getaffinity(0)), "thread_pool_affinity": sorted(ctx.cpus),
                  "onnx_op": "QLinearConv" if dtype == "int8" else "Conv"},
         layout={"input": "NCHW", "output": "NCHW",
                 "internal": ("NCHWc blocked (com.microsoft.nchwc)" if any("nchwc" in n for n in nodes)
