@@ -228,6 +228,11 @@ def fingerprint(with_gpu: bool = True) -> dict:
             "flops_per_s": physical * ghz * 1e9 * fpc if ghz else None,
             "table": uarch or "assumed: 2 FMA pipes at the widest vector width",
         }
+    if "avx512_bf16" in flags and best == "avx512":
+        # vdpbf16ps does two bf16 multiply-adds per fp32 lane on the FMA pipes: twice fp32.
+        fpc = 2 * flops_per_cycle(uarch or "", best, "float32")
+        peaks["bfloat16"] = {**peaks["float32"], "isa": "avx512_bf16", "flops_per_cycle_per_core": fpc,
+                             "flops_per_s": physical * ghz * 1e9 * fpc if ghz else None}
     state = conditions.machine_state()
     mem = psutil.virtual_memory()
     info = {

@@ -96,6 +96,10 @@ def profile_from_records(records: list[dict], fingerprint: dict, run_id: str) ->
         compute.append({"dtype": r["params"]["dtype"], "isa": r["info"].get("isa", r["params"]["isa"]),
                         "threads": r["threads"], "flops_per_s": r["metrics"]["flops_per_s"],
                         "source": "probe.fma", "run_id": run_id})
+    for r in _ok(records, "probe.bf16_dot"):
+        compute.append({"dtype": "bfloat16", "isa": "avx512_bf16", "threads": r["threads"],
+                        "flops_per_s": r["metrics"]["flops_per_s"], "source": "probe.bf16_dot",
+                        "run_id": run_id})
     for r in _ok(records, "numpy.matmul"):
         compute.append({"dtype": r["params"]["dtype"], "isa": "blas", "threads": r["threads"],
                         "flops_per_s": r["metrics"]["flops_per_s"],

@@ -17,6 +17,7 @@ KERNEL_MODULES = (
     "kernels.basic",
     "kernels.cuda_probes",
     "kernels.fma",
+    "kernels.dot_bf16",
     "kernels.frequency",
     "kernels.stream",
     "kernels.sweep",

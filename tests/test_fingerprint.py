@@ -31,4 +31,8 @@ def test_fingerprint_fields():
     assert info["cpu"]["physical_cores"] >= 1
     assert all(c["size_bytes"] > 0 for c in info["cpu"]["caches"])
     assert info["versions"]["numpy"]
-    assert set(info["theoretical_peak"]) == {"float32", "float64"}
+    peaks = info["theoretical_peak"]
+    assert {"float32", "float64"} <= set(peaks) <= {"float32", "float64", "bfloat16"}
+    assert peaks["float64"]["flops_per_cycle_per_core"] * 2 == peaks["float32"]["flops_per_cycle_per_core"]
+    if "bfloat16" in peaks:  # vdpbf16ps: two bf16 multiply-adds per fp32 lane
+        assert peaks["bfloat16"]["flops_per_cycle_per_core"] == 2 * peaks["float32"]["flops_per_cycle_per_core"]

@@ -114,3 +114,14 @@ def test_a_damaged_profile_is_moved_aside_not_overwritten(tmp_path, capsys):
     aside = list(tmp_path.glob("profile.json.damaged-*"))
     assert len(aside) == 1 and aside[0].read_text() == "{half a profile"
     assert "was not a readable device profile" in capsys.readouterr().err
+
+
+def test_bf16_ops_are_placed_against_the_bf16_ceiling_when_one_was_measured(tmp_path):
+    records = RECORDS + [rec("probe.bf16_dot", {"iterations": 10}, 2, flops_per_s=3e11)]
+    profile = update_profile(tmp_path / "p.json", records, FP, "run1")
+    assert {"dtype": "bfloat16", "isa": "avx512_bf16", "threads": 2, "flops_per_s": 3e11,
+            "source": "probe.bf16_dot", "run_id": "run1"} in profile["compute"]
+    op = {"status": "ok", "params": {"dtype": "bfloat16"}, "threads": 2,
+          "cost": {"flops": 1.5e9, "bytes": 1e6}, "timing": {"median": 0.01}}
+    placed = Placer(profile, FP)(op)["roofline"]
+    assert placed["ceiling_dtype"] == "bfloat16" and placed["peak_flops_per_s"] == 3e11
