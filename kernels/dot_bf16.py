@@ -106,11 +106,9 @@ class DotRun:
         self.func(*self._args)
 
     def check(self) -> None:
-        for k, (steps, got) in enumerate(zip(self.start_steps, self.out)):
-            expect = (steps + self.iterations) * self.b
-            if got != expect:
-                raise AssertionError(f"bf16 dot chain {k}: got {got!r}, expected {expect!r} "
-                                     f"({self.iterations} exact steps of {self.b!r})")
+        from kernels.fma import check_chains
+
+        check_chains(self.out, self.start_steps, self.iterations, self.b, "bf16 dot")
 
 
 def bf16_dot(params: dict, ctx: Context) -> Workload:

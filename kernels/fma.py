@@ -309,12 +309,17 @@ class FmaRun:
         self.func(*self._args)
 
     def check(self) -> None:
-        for k, (steps, got) in enumerate(zip(self.start_steps, self.out)):
-            expect = (steps + self.iterations) * self.b
-            if got != expect:
-                raise AssertionError(
-                    f"{self.isa}/{self.dtype} FMA chain {k}: got {got!r}, expected {expect!r} "
-                    f"({self.iterations} exact steps of {self.b!r})")
+        check_chains(self.out, self.start_steps, self.iterations, self.b, f"{self.isa}/{self.dtype} FMA")
+
+
+def check_chains(out, start_steps, iterations: int, b: float, label: str) -> None:
+    """Each chain started at start_steps[k] units of b and must have taken exactly
+    `iterations` exact steps of b: one skipped (or dead-code-eliminated) step fails."""
+    for k, (steps, got) in enumerate(zip(start_steps, out)):
+        expect = (steps + iterations) * b
+        if got != expect:
+            raise AssertionError(f"{label} chain {k}: got {got!r}, expected {expect!r} "
+                                 f"({iterations} exact steps of {b!r})")
 
 
 # --------------------------------------------------------------------------- threads
