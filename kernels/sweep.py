@@ -84,14 +84,20 @@ def numba_sweep_kernels() -> dict:
                 for i in range(block.size):
                     block[i] = v
 
+    # Repeats alternate a = b + s*c and b = a + s*c: each repeat reads what the one before
+    # wrote, so none can be skipped, and the result counts them (+ s*c per repeat).
     @numba.njit(parallel=True, cache=True)
     def sweep_triad(a, b, c, scalar, repeats, bounds):
         for t in numba.prange(bounds.size - 1):
             lo, hi = bounds[t], bounds[t + 1]
             aa, bb, cc = a[lo:hi], b[lo:hi], c[lo:hi]
             for r in range(repeats):
-                for i in range(aa.size):
-                    aa[i] = bb[i] + scalar * cc[i]
+                if r % 2 == 0:
+                    for i in range(aa.size):
+                        aa[i] = bb[i] + scalar * cc[i]
+                else:
+                    for i in range(aa.size):
+                        bb[i] = aa[i] + scalar * cc[i]
 
     @numba.njit(parallel=True, cache=True)
     def sweep_init(a, bounds, start, modulo):
@@ -164,15 +170,19 @@ def sweep(params: dict, ctx: Context) -> Workload:
     else:
         a, b, c = arrays  # start values 1, 2, 3
         kernel = kernels["triad"]
-        final = 2.0 + STREAM_SCALAR * 3.0
+        step = STREAM_SCALAR * 3.0
+        # From b = 2, repeat r writes 2 + (r + 1) * step into a (r even) or b (r odd).
+        last, before = 2.0 + repeats * step, 2.0 + (repeats - 1) * step
+        want_a, want_b = (last, before) if repeats % 2 else (before, last)
 
         def fn():
             kernel(a, b, c, STREAM_SCALAR, repeats, bounds)
 
         def check():
             a.fill(np.nan)
+            b.fill(2.0)
             fn()
-            for name, arr, want in (("a", a, final), ("b", b, 2.0), ("c", c, 3.0)):
+            for name, arr, want in (("a", a, want_a), ("b", b, want_b), ("c", c, 3.0)):
                 bad = np.flatnonzero(arr != want)
                 if bad.size:
                     raise AssertionError(f"sweep triad: {name}[{bad[0]}] = {arr[bad[0]]!r}, expected {want!r}")

@@ -355,3 +355,20 @@ def test_kinds_resolve():
     assert problems  # kbytes is required
     for kind in kinds.values():
         assert callable(kind.load_factory())
+
+
+@pytest.mark.parametrize("op", ["read", "triad"])
+def test_sweep_check_fails_when_one_repeat_is_skipped(monkeypatch, op):
+    real = sweep.numba_sweep_kernels
+    kernels = real()
+
+    def one_short(*args):
+        args = list(args)
+        index = 1 if op == "read" else 4  # the `repeats` argument
+        args[index] -= 1
+        return kernels[op](*args)
+
+    monkeypatch.setattr(sweep, "numba_sweep_kernels", lambda: {**kernels, op: one_short})
+    work = sweep.sweep({"op": op, "kbytes": 12.0}, ctx())
+    with pytest.raises(AssertionError):
+        work.check()
