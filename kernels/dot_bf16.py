@@ -33,30 +33,19 @@ MAX_ITERATIONS = 2 ** 24 - ACCUMULATORS * LANES - 1  # every step exact in fp32
 
 def kernel_ir() -> str:
     """`void bf16_dot_kernel(i64 n, float* init, bf16* a, bf16* b, float* out)`."""
+    from kernels.fma import chains_loop_ir
+
     vec, pair = "<16 x float>", "<32 x bfloat>"
     lines = [f"declare {vec} @llvm.x86.avx512bf16.dpbf16ps.512({vec}, {pair}, {pair})", "",
              "define void @bf16_dot_kernel(i64 %n, ptr %init, ptr %pa, ptr %pb, ptr %out) {",
              "entry:",
              f"  %va = load {pair}, ptr %pa, align 2",
              f"  %vb = load {pair}, ptr %pb, align 2"]
-    for k in range(ACCUMULATORS):
-        lines += [f"  %pi{k} = getelementptr {vec}, ptr %init, i64 {k}",
-                  f"  %i{k} = load {vec}, ptr %pi{k}, align 4"]
-    lines += ["  %empty = icmp sle i64 %n, 0",
-              "  br i1 %empty, label %exit, label %loop", "", "loop:",
-              "  %j = phi i64 [0, %entry], [%j1, %loop]"]
-    lines += [f"  %c{k} = phi {vec} [%i{k}, %entry], [%d{k}, %loop]" for k in range(ACCUMULATORS)]
-    lines += [f"  %d{k} = call {vec} @llvm.x86.avx512bf16.dpbf16ps.512({vec} %c{k}, {pair} %va, {pair} %vb)"
-              for k in range(ACCUMULATORS)]
-    lines += ["  %j1 = add i64 %j, 1",
-              "  %more = icmp slt i64 %j1, %n",
-              "  br i1 %more, label %loop, label %exit", "", "exit:"]
-    lines += [f"  %r{k} = phi {vec} [%i{k}, %entry], [%d{k}, %loop]" for k in range(ACCUMULATORS)]
-    for k in range(ACCUMULATORS):
-        lines += [f"  %po{k} = getelementptr {vec}, ptr %out, i64 {k}",
-                  f"  store {vec} %r{k}, ptr %po{k}, align 4"]
-    lines += ["  ret void", "}", ""]
-    return "\n".join(lines)
+
+    def step(k: int) -> list[str]:
+        return [f"  %d{k} = call {vec} @llvm.x86.avx512bf16.dpbf16ps.512({vec} %c{k}, {pair} %va, {pair} %vb)"]
+
+    return "\n".join(lines + chains_loop_ir(vec, ACCUMULATORS, 4, step))
 
 
 def _bf16_bits(value: float) -> int:

@@ -234,31 +234,37 @@ def kernel_ir(isa: str, dtype: str, fused: bool = True) -> str:
                   f"  %b0 = insertelement {vec} poison, {elem} %b, i32 0",
                   f"  %vb = shufflevector {vec} %b0, {vec} poison, <{n_lanes} x i32> zeroinitializer"]
         va, vb = "%va", "%vb"
-    align = _itemsize(dtype)
+    def step(k: int) -> list[str]:
+        if fused:
+            return [f"  %d{k} = call {vec} @llvm.fma.{suffix}({vec} %c{k}, {vec} {va}, {vec} {vb})"]
+        # no FMA instruction: a separate multiply and add, never contracted
+        return [f"  %m{k} = fmul {vec} %c{k}, {va}", f"  %d{k} = fadd {vec} %m{k}, {vb}"]
+
+    return "\n".join(lines + chains_loop_ir(vec, n_acc, _itemsize(dtype), step))
+
+
+def chains_loop_ir(vec: str, n_acc: int, align: int, step) -> list[str]:
+    """The body shared by the register-peak kernels: load `n_acc` accumulators of type `vec`
+    from %init, run step(k) (which turns %c{k} into %d{k}) on each, %n times, store them to
+    %out, and return. The caller writes the declarations and the entry block above it."""
+    lines = []
     for k in range(n_acc):
         lines += [f"  %pi{k} = getelementptr {vec}, ptr %init, i64 {k}",
                   f"  %i{k} = load {vec}, ptr %pi{k}, align {align}"]
     lines += ["  %empty = icmp sle i64 %n, 0",
               "  br i1 %empty, label %exit, label %loop", "", "loop:",
               "  %j = phi i64 [0, %entry], [%j1, %loop]"]
+    lines += [f"  %c{k} = phi {vec} [%i{k}, %entry], [%d{k}, %loop]" for k in range(n_acc)]
     for k in range(n_acc):
-        lines.append(f"  %c{k} = phi {vec} [%i{k}, %entry], [%d{k}, %loop]")
-    for k in range(n_acc):
-        if fused:
-            lines.append(f"  %d{k} = call {vec} @llvm.fma.{suffix}({vec} %c{k}, {vec} {va}, {vec} {vb})")
-        else:  # no FMA instruction: a separate multiply and add, never contracted
-            lines += [f"  %m{k} = fmul {vec} %c{k}, {va}",
-                      f"  %d{k} = fadd {vec} %m{k}, {vb}"]
+        lines += step(k)
     lines += ["  %j1 = add i64 %j, 1",
               "  %more = icmp slt i64 %j1, %n",
               "  br i1 %more, label %loop, label %exit", "", "exit:"]
-    for k in range(n_acc):
-        lines.append(f"  %r{k} = phi {vec} [%i{k}, %entry], [%d{k}, %loop]")
+    lines += [f"  %r{k} = phi {vec} [%i{k}, %entry], [%d{k}, %loop]" for k in range(n_acc)]
     for k in range(n_acc):
         lines += [f"  %po{k} = getelementptr {vec}, ptr %out, i64 {k}",
                   f"  store {vec} %r{k}, ptr %po{k}, align {align}"]
-    lines += ["  ret void", "}", ""]
-    return "\n".join(lines)
+    return lines + ["  ret void", "}", ""]
 
 
 _cache: dict[tuple[str, str], tuple[Compiled, object]] = {}
