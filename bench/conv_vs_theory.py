@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.cli import format_table, run_suite  # noqa: E402
-from harness.suite import load_suite  # noqa: E402
+from harness.commands.cli import format_table, run_suite  # noqa: E402
+from harness.core.suite import load_suite  # noqa: E402
 
 PREFIXES = ("doc-", "resnet50-l")
 

@@ -24,9 +24,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.runner import run_cases  # noqa: E402
-from harness.store import RunStore  # noqa: E402
-from harness.suite import parse_suite  # noqa: E402
+from harness.core.runner import run_cases  # noqa: E402
+from harness.core.store import RunStore  # noqa: E402
+from harness.core.suite import parse_suite  # noqa: E402
 
 # n = 400 float32 GEMM: 128 MFLOP, about 1 ms at one thread on a ~120 GFLOP/s core.
 MATMUL = {"kind": "numpy.matmul", "params": {"n": 400, "dtype": "float32"}, "threads": 1, "cpus": [0]}
@@ -44,7 +44,7 @@ def run(cases: list[dict], root: Path) -> list[dict]:
 PYTEST_BENCH = textwrap.dedent("""
     import os
     os.sched_setaffinity(0, {0})
-    from harness.workload import Context
+    from harness.core.workload import Context
     from kernels.basic import numpy_matmul
 
     def test_matmul(benchmark):

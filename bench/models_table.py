@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.cli import format_table, run_suite  # noqa: E402
-from harness.suite import parse_suite  # noqa: E402
+from harness.commands.cli import format_table, run_suite  # noqa: E402
+from harness.core.suite import parse_suite  # noqa: E402
 
 # A conv whose every output sums at most this many products is depthwise or near it
 # (IC/G x KH x KW <= 25: a 3x3 or 5x5 depthwise); the dense stem conv (3 x 3 x 3 = 27) is not.
@@ -72,7 +72,7 @@ def groups_table(profile) -> dict:
 
 
 def metrics_for(models: list[str], image: int, footprint: bool) -> dict:
-    from harness.model_cost import memory_footprint, zoo_model_cost
+    from harness.cost.model import memory_footprint, zoo_model_cost
 
     out = {}
     for name in models:
@@ -109,7 +109,7 @@ def time_models(models, frameworks, threads, image, budget, results) -> list[dic
 def profile_models(models, image, results, frameworks) -> dict:
     import torch
 
-    from harness import layers
+    from harness.analysis import layers
     from kernels import zoo
     from kernels.models import export_onnx
 
@@ -238,7 +238,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from harness.errors import UsageError
+    from harness.core.errors import UsageError
 
     try:
         sys.exit(main())

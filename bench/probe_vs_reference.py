@@ -27,11 +27,11 @@ sys.path.insert(0, str(ROOT / "bench" / "reference"))
 
 from build import compile_c, run_reference  # noqa: E402
 
-from harness.conditions import available_cpus  # noqa: E402
-from harness.runner import run_cases  # noqa: E402
-from harness.store import RunStore  # noqa: E402
-from harness.suite import parse_suite  # noqa: E402
-from harness.fingerprint import _cpu_flags_levels  # noqa: E402
+from harness.core.conditions import available_cpus  # noqa: E402
+from harness.core.runner import run_cases  # noqa: E402
+from harness.core.store import RunStore  # noqa: E402
+from harness.core.suite import parse_suite  # noqa: E402
+from harness.analysis.fingerprint import _cpu_flags_levels  # noqa: E402
 
 
 def harness_record(case: dict, root: Path) -> dict:

@@ -2,5 +2,5 @@
 
 __version__ = "0.1.0"
 
-# The version of the record and manifest format in results/; bump on an incompatible change.
-SCHEMA_VERSION = 1
+
+

@@ -6,8 +6,8 @@ import mmap
 import os
 import time
 
-from harness.workload import Context, Workload, prefault
-from kernels.registry import Kind, Param
+from harness.core.workload import Context, Workload, prefault
+from harness.core.registry import Kind, Param
 
 DTYPES = ("float32", "float64")
 

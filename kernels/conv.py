@@ -31,10 +31,11 @@ import os
 import sys
 import tempfile
 
-from harness.conditions import spawning_threads_on
-from harness.cost import conv2d_cost
-from harness.workload import Context, Skip, Workload
-from kernels.registry import Kind, Param
+from harness.core.registry import Kind, Param
+from harness.core.workload import Context, Skip, Workload
+from harness.cost.ops import conv2d_cost
+from kernels.cuda_probes import torch_event_timer, torch_gpu
+from kernels.ort import create_session
 
 DTYPES = ("float32", "bfloat16", "int8")
 BACKENDS = ("torch", "onnxruntime")
@@ -243,9 +244,7 @@ def torch_conv(params: dict, ctx: Context) -> Workload:
     info = _common_info(params, cost)
     device_timer = None
     if device == "cuda":
-        from kernels.cuda_probes import _torch_gpu, torch_event_timer
-
-        _torch_gpu()
+        torch_gpu()
         if dtype == "int8":
             raise Skip("int8: torch's quantized conv2d runs on the CPU only")
         device_timer = torch_event_timer(torch)
@@ -395,16 +394,8 @@ def onnx_conv_model(params: dict, data: dict):
     return model
 
 
-def _optimization_level(ort, name: str):
-    member = "ORT_DISABLE_ALL" if name == "disable" else f"ORT_ENABLE_{name.upper()}"
-    if not hasattr(ort.GraphOptimizationLevel, member):
-        raise Skip(f"graph_optimization: onnxruntime {ort.__version__} has no {member}")
-    return getattr(ort.GraphOptimizationLevel, member)
-
-
 def ort_conv(params: dict, ctx: Context) -> Workload:
     import numpy as np
-    import onnx
     import onnxruntime as ort
 
     dtype, device = params["dtype"], params["device"]
@@ -418,30 +409,17 @@ def ort_conv(params: dict, ctx: Context) -> Workload:
     else:
         providers = ["CPUExecutionProvider"]
     data = make_data(params)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = ctx.threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = _optimization_level(ort, params["graph_optimization"])
-    options.log_severity_level = 3  # the NCHWc-serialisation warning is expected; errors still show
-    # The optimized graph, saved once, tells which kernels run: for example NCHWc blocked
-    # convs between ReorderInput and ReorderOutput, or QLinearConv between Transposes (NHWC).
-    optimized = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False)
-    optimized.close()
-    options.optimized_model_filepath = optimized.name
     try:
-        try:
-            with spawning_threads_on(ctx.cpus):  # ORT's pool must not inherit a libgomp-bound mask
-                session = ort.InferenceSession(onnx_conv_model(params, data).SerializeToString(), options,
-                                               providers=providers)
-        except Exception as exc:  # no kernel for this type here: ORT says NOT_IMPLEMENTED
-            if "NOT_IMPLEMENTED" in str(exc) or "NotImplemented" in type(exc).__name__:
-                raise Skip(f"onnxruntime {ort.__version__} {providers[0]} has no {dtype} kernel for this "
-                           f"conv: {' '.join(str(exc).split())[:200]}") from None
-            raise
-        nodes = [f"{n.domain or 'ai.onnx'}:{n.op_type}" for n in onnx.load(optimized.name).graph.node]
-    finally:
-        os.unlink(optimized.name)
+        built = create_session(onnx_conv_model(params, data).SerializeToString(), ctx.threads, ctx.cpus,
+                               params["graph_optimization"], providers=providers)
+    except Exception as exc:  # no kernel for this type here: ORT says NOT_IMPLEMENTED
+        if "NOT_IMPLEMENTED" in str(exc) or "NotImplemented" in type(exc).__name__:
+            raise Skip(f"onnxruntime {ort.__version__} {providers[0]} has no {dtype} kernel for this "
+                       f"conv: {' '.join(str(exc).split())[:200]}") from None
+        raise
+    # The optimized graph tells which kernels run: for example NCHWc blocked convs between
+    # ReorderInput and ReorderOutput, or QLinearConv between Transposes (NHWC).
+    session, nodes = built.session, built.optimized_nodes
     if dtype == "bfloat16":
         raise Skip("bfloat16: onnxruntime accepted the model, but NumPy has no bfloat16 to bind "
                    "inputs and outputs with; not measured")

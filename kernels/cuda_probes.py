@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import functools
 
-from harness.workload import Context, Skip, Workload
-from kernels.registry import Kind, Param
+from harness.core.workload import Context, Skip, Workload
+from harness.core.registry import Kind, Param
 
 FMA_DTYPES = ("float32", "float16")
 GEMM_DTYPES = ("fp16", "bf16", "tf32")
@@ -176,7 +176,7 @@ def _numba_gpu():
     return cuda
 
 
-def _torch_gpu():
+def torch_gpu():
     """torch, or Skip when it has no CUDA device."""
     import torch
 
@@ -242,7 +242,7 @@ def cuda_copy(params: dict, ctx: Context) -> Workload:
             "bytes_accounting": "2 x array size per call: src read once + dst written once"}
 
     if params["impl"] == "torch":
-        torch = _torch_gpu()
+        torch = torch_gpu()
         src = torch.arange(n, dtype=torch.int32, device="cuda")
         dst = torch.zeros_like(src)  # zeroed, so a copy that did nothing fails check
 
@@ -287,7 +287,7 @@ def cuda_copy(params: dict, ctx: Context) -> Workload:
 
 
 def cuda_gemm(params: dict, ctx: Context) -> Workload:
-    torch = _torch_gpu()
+    torch = torch_gpu()
     n, name = params["n"], params["dtype"]
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "tf32": torch.float32}[name]
     matmul_flags = torch.backends.cuda.matmul

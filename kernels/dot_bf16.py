@@ -21,8 +21,10 @@ import math
 import struct
 import threading
 
-from harness.workload import Context, Skip, Workload
-from kernels.registry import Kind, Param
+from harness.core.registry import Kind, Param
+from harness.core.workload import Context, Skip, Workload
+from kernels.fma import chains_loop_ir, check_chains
+from kernels.jit import PinnedThreads, compile_ir, host_features, thread_cpus
 
 ACCUMULATORS = 16
 LANES = 16  # fp32 lanes of a zmm register
@@ -33,8 +35,6 @@ MAX_ITERATIONS = 2 ** 24 - ACCUMULATORS * LANES - 1  # every step exact in fp32
 
 def kernel_ir() -> str:
     """`void bf16_dot_kernel(i64 n, float* init, bf16* a, bf16* b, float* out)`."""
-    from kernels.fma import chains_loop_ir
-
     vec, pair = "<16 x float>", "<32 x bfloat>"
     lines = [f"declare {vec} @llvm.x86.avx512bf16.dpbf16ps.512({vec}, {pair}, {pair})", "",
              "define void @bf16_dot_kernel(i64 %n, ptr %init, ptr %pa, ptr %pb, ptr %out) {",
@@ -60,8 +60,6 @@ _lock = threading.Lock()
 def compile_kernel():
     """(compiled module, ctypes function), built once; Skip where the CPU lacks AVX512-BF16."""
     global _compiled
-    from kernels.fma import compile_ir, host_features
-
     if not host_features().get("avx512bf16"):
         raise Skip("this CPU has no AVX512-BF16 (vdpbf16ps): no bf16 dot-product peak to measure")
     with _lock:
@@ -95,14 +93,10 @@ class DotRun:
         self.func(*self._args)
 
     def check(self) -> None:
-        from kernels.fma import check_chains
-
         check_chains(self.out, self.start_steps, self.iterations, self.b, "bf16 dot")
 
 
 def bf16_dot(params: dict, ctx: Context) -> Workload:
-    from kernels.fma import PinnedThreads, thread_cpus
-
     iterations = params["iterations"]
     compiled = compile_kernel()[0]
     cpus = thread_cpus(ctx)

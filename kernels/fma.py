@@ -43,156 +43,39 @@ in parallel. One Workload.fn call releases all threads through a barrier, each r
 from __future__ import annotations
 
 import ctypes
-import functools
 import math
-import os
+import statistics
 import threading
-from dataclasses import dataclass
+import time
 
-from harness.workload import Context, Skip, Workload
-from kernels.registry import Kind, Param
+from harness.core import isa as isa_levels
+from harness.core.registry import Kind, Param
+from harness.core.workload import Context, Workload
+from kernels.frequency import measure_ghz, time_chain
+from kernels.jit import (Compiled, PinnedThreads, compile_ir, has_fma_instruction, host_arch,
+                         host_features, level_features, llvm_binding, resolve_isa, run_pinned,
+                         thread_cpus)
 
 ISAS = ("scalar", "sse", "avx2", "avx512", "neon", "best")
 DTYPES = ("float32", "float64")
-X86_LEVELS = ("scalar", "sse", "avx2", "avx512")  # narrow to wide
-ARM_LEVELS = ("scalar", "neon")
-VECTOR_BITS = {"scalar": None, "sse": 128, "avx2": 256, "avx512": 512, "neon": 128}
 MAX_ITERATIONS_FP32 = 16_000_000  # every fp32 step stays exact below 2**24 steps in all
 _MANTISSA_BITS = {"float32": 24, "float64": 53}
 DEFAULT_ITERATIONS = 1_000_000  # ~1.5-5 ms per call at one thread on a ~3.5 GHz core
 
-# Features whose registers are wider than a level allows (prefix match on LLVM feature names).
-_WIDER_THAN = {
-    "avx512": (),
-    "avx2": ("avx512", "avx10", "amx", "evex512"),
-    "sse": ("avx512", "avx10", "amx", "evex512", "avx2"),
-    "scalar": ("avx512", "avx10", "amx", "evex512", "avx2"),
-}
-
-
-# --------------------------------------------------------------------------- the JIT
-
-def _llvm():
-    import llvmlite.binding as llvm
-
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    llvm.initialize_native_asmparser()  # for the inline assembly of the add chain
-    return llvm
-
-
-@functools.lru_cache(maxsize=None)
-def host_arch() -> str:
-    """'x86_64', 'aarch64', or whatever else LLVM reports for this process."""
-    return _llvm().get_process_triple().split("-")[0]
-
-
-def host_features() -> dict[str, bool]:
-    """The CPU features LLVM detected (it also checks the OS saves the wider registers)."""
-    return dict(_host_features())
-
-
-@functools.lru_cache(maxsize=None)
-def _host_features() -> tuple:
-    return tuple(_llvm().get_host_cpu_features().items())
-
-
-def level_features(isa: str) -> str:
-    """LLVM feature string for a level: the host's features, wider extensions switched off."""
-    off = _WIDER_THAN.get(isa, ())
-    features = sorted(host_features().items())
-    keep = [name for name, on in features if on and not name.startswith(off)]
-    drop = [name for name, on in features if not (on and not name.startswith(off))]
-    # Switch-offs go last: LLVM applies features in order and switching one off also
-    # switches off everything that implies it (e.g. -avx2 takes avxvnni with it).
-    return ",".join(["+" + name for name in keep] + ["-" + name for name in drop])
-
-
-@dataclass
-class Compiled:
-    """A JIT-compiled module: keep it referenced while its functions may be called."""
-
-    engine: object
-    target_machine: object
-    module: object
-    cpu: str
-    features: str
-
-    def address(self, name: str) -> int:
-        return self.engine.get_function_address(name)
-
-    def assembly(self) -> str:
-        return self.target_machine.emit_assembly(self.module)
-
-
-def compile_ir(ir: str, features: str | None = None) -> Compiled:
-    """Compiles LLVM IR for the host CPU with the given feature string (None: host's own).
-
-    No IR optimisation pipeline runs: the IR is written the way it should execute, and
-    the vectorisers must not widen the scalar level. Codegen runs at -O3."""
-    llvm = _llvm()
-    cpu = llvm.get_host_cpu_name()
-    if features is None:
-        features = llvm.get_host_cpu_features().flatten()
-    target = llvm.Target.from_triple(llvm.get_process_triple())
-    tm = target.create_target_machine(cpu=cpu, features=features, opt=3, jit=True)
-    module = llvm.parse_assembly(ir)
-    module.triple = llvm.get_process_triple()
-    module.data_layout = str(tm.target_data)
-    module.verify()
-    engine = llvm.create_mcjit_compiler(module, tm)
-    engine.finalize_object()
-    return Compiled(engine, tm, module, cpu, features)
-
-
-# --------------------------------------------------------------------------- levels
-
-def supported_levels() -> list[str]:
-    """The levels this CPU (and OS) can run, narrow to wide."""
-    arch = host_arch()
-    if arch == "x86_64":
-        f = host_features()
-        levels = ["scalar", "sse"]
-        if f.get("avx2") and f.get("avx"):
-            levels.append("avx2")
-        if f.get("avx512f"):
-            levels.append("avx512")
-        return levels
-    if arch in ("aarch64", "arm64"):
-        return list(ARM_LEVELS)
-    return ["scalar"]
-
-
-def resolve_isa(isa: str) -> str:
-    """Maps 'best' to the widest level; raises Skip for a level the host lacks."""
-    levels = supported_levels()
-    if isa == "best":
-        return levels[-1]
-    if isa not in levels:
-        raise Skip(f"instruction-set level {isa!r} is not available on this "
-                   f"{host_arch()} CPU (available: {', '.join(levels)})")
-    return isa
-
-
-def has_fma_instruction(isa: str) -> bool:
-    """Whether the level runs a fused multiply-add instruction (else mul + add)."""
-    if host_arch() in ("aarch64", "arm64"):
-        return True  # fmadd/fmla are base AArch64
-    return bool(host_features().get("fma"))
-
+# --------------------------------------------------------------------------- counting
 
 def _itemsize(dtype: str) -> int:
     return {"float32": 4, "float64": 8}[dtype]
 
 
 def lanes(isa: str, dtype: str) -> int:
-    bits = VECTOR_BITS[isa]
+    bits = isa_levels.VECTOR_BITS[isa]
     return 1 if bits is None else bits // (8 * _itemsize(dtype))
 
 
 def accumulators(isa: str) -> int:
     """Independent chains: as many as the register file holds beside the two operands."""
-    wide_file = isa == "avx512" or (isa in ARM_LEVELS and host_arch() in ("aarch64", "arm64"))
+    wide_file = isa == "avx512" or (isa in isa_levels.ARM_LEVELS and host_arch() in ("aarch64", "arm64"))
     return 16 if wide_file else 12
 
 
@@ -328,85 +211,6 @@ def check_chains(out, start_steps, iterations: int, b: float, label: str) -> Non
                                  f"({iterations} exact steps of {b!r})")
 
 
-# --------------------------------------------------------------------------- threads
-
-class PinnedThreads:
-    """Persistent threads, one per CPU in `cpus`, each pinned to its CPU; run() makes each
-    call work(index) once, all released together, and returns when all are done."""
-
-    def __init__(self, cpus: list[int], work):
-        self.cpus, self.work = list(cpus), work
-        n = len(self.cpus)
-        self._start, self._done = threading.Barrier(n + 1), threading.Barrier(n + 1)
-        ready = threading.Barrier(n + 1)
-        self._stop = False
-        self.errors: list[BaseException] = []
-        self.affinity: list[list[int] | None] = [None] * n
-        self._threads = [threading.Thread(target=self._loop, args=(i, ready), daemon=True,
-                                          name=f"pinned-{cpu}") for i, cpu in enumerate(self.cpus)]
-        for t in self._threads:
-            t.start()
-        ready.wait()  # every thread has pinned itself
-        if self.errors:
-            self.close()
-            raise self.errors[0]
-
-    def _loop(self, i: int, ready: threading.Barrier) -> None:
-        try:
-            os.sched_setaffinity(0, {self.cpus[i]})  # 0 = the calling thread on Linux
-            self.affinity[i] = sorted(os.sched_getaffinity(0))
-        except BaseException as exc:  # noqa: BLE001 -- reported by the constructor
-            self.errors.append(exc)
-        ready.wait()
-        while True:
-            self._start.wait()
-            if self._stop:
-                return
-            try:
-                self.work(i)
-            except BaseException as exc:  # noqa: BLE001 -- reported by run()
-                self.errors.append(exc)
-            self._done.wait()
-
-    def run(self) -> None:
-        self._start.wait()
-        self._done.wait()
-        if self.errors:
-            raise self.errors[0]
-
-    def close(self) -> None:
-        self._stop = True
-        self._start.wait()
-        for t in self._threads:
-            t.join()
-
-
-def thread_cpus(ctx: Context) -> list[int]:
-    """One CPU per thread, from ctx.cpus (or the process's affinity), reused round-robin."""
-    cpus = list(ctx.cpus) or sorted(os.sched_getaffinity(0))
-    return [cpus[i % len(cpus)] for i in range(max(1, ctx.threads))]
-
-
-def run_pinned(cpu: int | None, fn):
-    """Calls fn() in a fresh thread pinned to `cpu` (the caller's affinity is untouched)."""
-    if cpu is None:
-        return fn()
-    box = {}
-
-    def body():
-        try:
-            os.sched_setaffinity(0, {cpu})
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001
-            box["error"] = exc
-    t = threading.Thread(target=body, daemon=True)
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 # --------------------------------------------------------------------------- the case
 
 def fma_throughput(params: dict, ctx: Context) -> Workload:
@@ -424,8 +228,6 @@ def fma_throughput(params: dict, ctx: Context) -> Workload:
             run.check()
 
     def metrics(median_s: float) -> dict:
-        from kernels.frequency import measure_ghz
-
         # The clock right after the timed loop, on the first thread's core: Zen keeps
         # its clock under AVX-512, but a CPU with AVX frequency licences recovers within
         # milliseconds, so on those this reads high (see `harness throttle` for under-load).
@@ -437,7 +239,7 @@ def fma_throughput(params: dict, ctx: Context) -> Workload:
                 "flops_per_cycle_per_core": per_thread / (ghz * 1e9)}
 
     info = {
-        "isa": isa, "dtype": dtype, "lanes": lanes(isa, dtype), "vector_bits": VECTOR_BITS[isa],
+        "isa": isa, "dtype": dtype, "lanes": lanes(isa, dtype), "vector_bits": isa_levels.VECTOR_BITS[isa],
         "accumulators": accumulators(isa), "iterations": iterations, "threads": len(cpus),
         "op": "fma" if fused else "mul+add",
         "flops_per_instruction": flops_per_instruction(isa, dtype),
@@ -448,7 +250,7 @@ def fma_throughput(params: dict, ctx: Context) -> Workload:
         "features_off": sorted(f[1:] for f in compiled.features.split(",")
                                if f.startswith("-") and host_features().get(f[1:])),
         "cpus": cpus, "affinity_obtained": team.affinity,
-        "llvm": ".".join(map(str, _llvm().llvm_version_info)),
+        "llvm": ".".join(map(str, llvm_binding().llvm_version_info)),
     }
     return Workload(fn=team.run, flops=flops, check=check, info=info, metrics=metrics,
                     teardown=team.close)
@@ -461,11 +263,6 @@ def flops_per_cycle(isa: str, dtype: str, cpu: int | None = None, seconds: float
     run's FLOP/s by the clock read right after it (the clock drifts by a few percent between
     seconds, so the two must be paired); returns the median of the second half (the first
     settles the clock, which takes about 0.2 s)."""
-    import statistics
-    import time
-
-    from kernels.frequency import time_chain
-
     isa = resolve_isa(isa)
 
     def body():

@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import math
 
-from harness.workload import Context, Workload, prefault
-from kernels.registry import Kind, Param
+from harness.core.workload import Context, Workload, prefault
+from harness.core.registry import Kind, Param
 
 DTYPES = ("float32", "float64")
 BLOCK_BYTES = 4096  # per-block working set: well inside any L1

@@ -12,7 +12,7 @@ compilation (info["compile_s"], done in the factory so a failing compiler become
 skipped case with its reason), ONNX Runtime's session creation (info["session_create_s"]),
 and the first run after them (the core's timing.first_call_s).
 
-FLOPs and bytes are the whole model's (harness.model_cost): for a zoo model the torch
+FLOPs and bytes are the whole model's (harness.cost): for a zoo model the torch
 walk of the model as defined, the same figure for every framework so their times compare
 directly; for an ONNX file, onnx_model_cost of the graph as given. info carries the four
 size metrics: FLOPs, params, memory access bytes, and the memory footprint as this worker
@@ -26,18 +26,25 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import time
+import warnings
 from pathlib import Path
 
-from harness.conditions import spawning_threads_on
-from harness.workload import Context, Skip, Workload
-from kernels.registry import Kind, Param
+import numpy as np
+
+from harness.core import system
+from harness.core.registry import Kind, Param
+from harness.core.workload import Context, Skip, Workload
+from harness.cost.onnx_graph import load_onnx, onnx_model_cost, parse_shapes, resolve_onnx_shapes
+from harness.cost.torch_walk import model_cost
+from kernels import zoo
+from kernels.ort import OPT_LEVELS, create_session
 from kernels.zoo import MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMEWORKS = ("eager", "compile")
-OPT_LEVELS = ("disable", "basic", "extended", "all")
 # Relative to the output's largest magnitude: float32 kernels that sum in another order
 # (oneDNN vs ORT's MLAS, inductor's fused loops) differ by a few ulps per layer, ~1e-6 of
 # the scale over these depths; a wrong graph differs by O(1).
@@ -54,8 +61,6 @@ def export_onnx(name: str, batch: int = 1, image: int = 224, seed: int = 0, cach
     torch's default exporter (torch.export based; it folds BatchNorm into the convs) with
     the weights in the file; dynamo=False (TorchScript based) if that fails."""
     import torch
-
-    from kernels import zoo
 
     cache = Path(cache_dir) if cache_dir else onnx_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
@@ -83,9 +88,6 @@ def export_onnx(name: str, batch: int = 1, image: int = 224, seed: int = 0, cach
 
 @contextlib.contextmanager
 def _quiet_logs():
-    import logging
-    import warnings
-
     # The exporter logs a line per missing optional package (torchvision) and a progress line per stage.
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
     levels = [lg.level for lg in loggers]
@@ -100,26 +102,6 @@ def _quiet_logs():
             lg.setLevel(level)
 
 
-def _peak_rss_reset() -> bool:
-    # Resets the kernel's peak-RSS counter so VmHWM read later is this case's own peak.
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss() -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def _four_metrics(cost) -> dict:
     return {"flops": cost.flops, "flops_main_conv_linear_matmul": cost.flops_main_contractions,
             "params": cost.params, "memory_access_bytes": cost.bytes, "intensity": cost.intensity,
@@ -127,21 +109,17 @@ def _four_metrics(cost) -> dict:
             "unknown_ops": [u["op"] for u in cost.unknown]}
 
 
-def _footprint_info(info: dict, reset: bool, rss_start: int) -> None:
-    import psutil
-
+def _footprint_info(info: dict, peak: system.PeakRSS, rss_start: int) -> None:
     info["footprint"] = {
         "rss_start_bytes": rss_start,
-        "rss_end_bytes": psutil.Process().memory_info().rss,
-        "peak_rss_bytes": _peak_rss() if reset else None,
+        "rss_end_bytes": system.rss_bytes(),
+        "peak_rss_bytes": peak.peak_since_reset(),
         "note": "this worker's resident memory; peak over the case (build, export, compile and timing) "
                 "when the kernel let the peak counter be reset",
     }
 
 
 def _compare(out, ref, what: str) -> None:
-    import numpy as np
-
     out, ref = np.asarray(out, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     if out.shape != ref.shape:
         raise AssertionError(f"{what}: output shape {out.shape} != reference {ref.shape}")
@@ -167,8 +145,6 @@ def _validate_ort(params: dict) -> None:
     if params["model"] == "vit_tiny" and params["image"] != 224:
         raise ValueError("image: vit_tiny's position embedding fixes its input at 224")
     if params["shape"]:
-        from harness.model_cost import parse_shapes
-
         try:
             parse_shapes(params["shape"])
         except Exception as exc:
@@ -176,14 +152,10 @@ def _validate_ort(params: dict) -> None:
 
 
 def torch_model(params: dict, ctx: Context) -> Workload:
-    import psutil
     import torch
 
-    from harness.model_cost import model_cost
-    from kernels import zoo
-
-    reset = _peak_rss_reset()
-    rss_start = psutil.Process().memory_info().rss
+    peak = system.PeakRSS()  # reset here: the peak read at the end is this case's own
+    rss_start = system.rss_bytes()
     name, batch, framework = params["model"], params["batch"], params["framework"]
     model = zoo.build(name)
     shape = (batch, 3, params["image"], params["image"])
@@ -193,7 +165,7 @@ def torch_model(params: dict, ctx: Context) -> Workload:
         reference = model(x)
     info = {"model": name, "framework": framework, "batch": batch, "input_shape": list(shape),
             "dtype": params["dtype"], "torch": torch.__version__, "four_metrics": _four_metrics(cost),
-            "cost_source": "harness.model_cost torch walk of the model as defined",
+            "cost_source": "harness.cost.torch_walk of the model as defined",
             "bytes_accounting": "sum over ops of inputs + weights + output, each moved once"}
     runner = model
     if framework == "compile":
@@ -222,28 +194,28 @@ def torch_model(params: dict, ctx: Context) -> Workload:
 
     def check():
         _compare(last["out"].numpy(), reference.numpy(), f"{name} {framework} vs eager")
-        _footprint_info(info, reset, rss_start)
+        _footprint_info(info, peak, rss_start)
 
     return Workload(fn=fn, flops=float(cost.flops), bytes=float(cost.bytes), check=check, info=info,
                     metrics=lambda median: {"latency_s": median, "throughput_per_s": batch / median})
 
 
+def onnx_feed(shapes: dict, seed: int = 1) -> dict:
+    """Inputs for an ONNX file: random float32 of each input's shape."""
+    rng = np.random.default_rng(seed)
+    return {k: rng.standard_normal(v).astype(np.float32) for k, v in shapes.items()}
+
+
 def ort_model(params: dict, ctx: Context) -> Workload:
-    import numpy as np
     import onnxruntime as ort
-    import psutil
 
-    from harness.model_cost import model_cost, onnx_model_cost, parse_shapes, resolve_onnx_shapes, load_onnx
-
-    reset = _peak_rss_reset()
-    rss_start = psutil.Process().memory_info().rss
+    peak = system.PeakRSS()
+    rss_start = system.rss_bytes()
     name = params["model"]
     info = {"opt_level": params["opt_level"], "onnxruntime": ort.__version__}
     reference = None
     if name:
         import torch
-
-        from kernels import zoo
 
         batch = params["batch"]
         shape = (batch, 3, params["image"], params["image"])
@@ -258,33 +230,25 @@ def ort_model(params: dict, ctx: Context) -> Workload:
         del model
         feed_arrays = {"input": x.numpy()}
         info.update(model=name, batch=batch, input_shape=list(shape),
-                    cost_source="harness.model_cost torch walk of the model as defined")
+                    cost_source="harness.cost.torch_walk of the model as defined")
     else:
         path = Path(params["onnx"])
         graph = load_onnx(path)
         shapes = resolve_onnx_shapes(graph, parse_shapes(params["shape"]), str(path))
         cost = onnx_model_cost(graph, shapes)
         del graph
-        rng = np.random.default_rng(1)
-        feed_arrays = {k: rng.standard_normal(v).astype(np.float32) for k, v in shapes.items()}
+        feed_arrays = onnx_feed(shapes)
         batch = next(iter(shapes.values()))[0]
         info.update(onnx=str(path), batch=batch, input_shapes={k: list(v) for k, v in shapes.items()},
-                    cost_source="harness.model_cost.onnx_model_cost of the graph as given")
+                    cost_source="harness.cost.onnx_graph of the graph as given")
     info.update(onnx_path=str(path), four_metrics=_four_metrics(cost),
                 bytes_accounting="sum over ops of inputs + weights + output, each moved once")
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = ctx.threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[params["opt_level"]]
     t0 = time.perf_counter()
-    with spawning_threads_on(ctx.cpus):  # after torch's export, this thread may be bound to one CPU
-        session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    built = create_session(path, ctx.threads, ctx.cpus, params["opt_level"])
+    session = built.session
     info["session_create_s"] = time.perf_counter() - t0
+    info["optimized_graph"] = built.optimized_nodes
 
     # Inputs and outputs bound to preallocated buffers, so a run allocates no tensors of its own.
     binding = session.io_binding()
@@ -314,7 +278,7 @@ def ort_model(params: dict, ctx: Context) -> Workload:
                 raise AssertionError(f"output {i} has non-finite values")
         if reference is not None:
             _compare(got[0], reference[0], f"{name} onnxruntime vs torch eager")
-        _footprint_info(info, reset, rss_start)
+        _footprint_info(info, peak, rss_start)
 
     return Workload(fn=fn, flops=float(cost.flops), bytes=float(cost.bytes), check=check, info=info,
                     metrics=lambda median: {"latency_s": median, "throughput_per_s": batch / median})

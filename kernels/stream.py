@@ -23,8 +23,9 @@ import functools
 import re
 from pathlib import Path
 
-from harness.workload import Context, Skip, Workload
-from kernels.registry import Kind, Param
+from harness.core import system
+from harness.core.registry import Kind, Param
+from harness.core.workload import Context, Skip, Workload
 
 STREAM_OPS = ("copy", "scale", "add", "triad")
 STREAM_SCALAR = 3.0
@@ -34,110 +35,10 @@ A0, B0, C0 = 1.0, 2.0, 0.5
 STREAM_ARRAYS = {"copy": (("a",), "c"), "scale": (("c",), "b"), "add": (("a", "b"), "c"),
                  "triad": (("b", "c"), "a")}
 
-CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
 # Buffers start on a 2 MiB boundary so transparent huge pages can cover them from the first byte.
 HUGE_PAGE = 2 * 1024 * 1024
 
 numba = None  # imported on first use, inside the worker, after its thread settings (see numba_stream_kernels)
-
-
-# ---------------------------------------------------------------- machine facts from the OS
-
-def _size_text(text: str) -> int:
-    """'48K' -> 49152; sysfs cache sizes are binary kilo/mega."""
-    text = text.strip()
-    scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1:].upper(), 1)
-    return int(text.rstrip("KMGkmg")) * scale
-
-
-def cache_sizes(cache_dir: Path = CACHE_DIR) -> dict[str, int]:
-    """Data and unified cache sizes of cpu0 by level, e.g. {"L1": 49152, "L2": 1048576, "L3": 33554432}.
-
-    One instance each (what one core sees); instruction caches are left out."""
-    sizes = {}
-    for index in sorted(cache_dir.glob("index*")):
-        try:
-            kind = (index / "type").read_text().strip()
-            level = int((index / "level").read_text())
-            size = _size_text((index / "size").read_text())
-        except (OSError, ValueError):
-            continue
-        if kind in ("Data", "Unified"):
-            sizes[f"L{level}"] = size
-    return dict(sorted(sizes.items()))
-
-
-def cache_capacity(cpus=None, cpu_root: Path = Path("/sys/devices/system/cpu")) -> dict[str, int]:
-    """Cache bytes by level that threads on `cpus` (default: every CPU) hold together: the sum
-    of the distinct cache instances they use. Private caches add up across cores (two threads
-    on two cores have 2 x L1 and 2 x L2), a shared cache counts once. This, not one core's
-    sizes, is where a multi-thread sweep's curve steps down."""
-    if cpus is None:
-        dirs = list(cpu_root.glob("cpu[0-9]*/cache"))
-    else:
-        dirs = [cpu_root / f"cpu{cpu}" / "cache" for cpu in cpus]
-    instances: dict[str, dict[str, int]] = {}
-    for cache_dir in dirs:
-        for index in cache_dir.glob("index*"):
-            try:
-                if (index / "type").read_text().strip() not in ("Data", "Unified"):
-                    continue
-                level = f"L{int((index / 'level').read_text())}"
-                shared = (index / "shared_cpu_list").read_text().strip()
-                instances.setdefault(level, {})[shared] = _size_text((index / "size").read_text())
-            except (OSError, ValueError):
-                continue
-    return {level: sum(sizes.values()) for level, sizes in sorted(instances.items())}
-
-
-def llc_total_bytes() -> int:
-    """Sum of every distinct last-level cache instance on the machine: STREAM's rule is against
-    the sum of all last-level caches, which differs from one instance on multi-socket or
-    multi-CCX machines. Falls back to 32 MiB when /sys says nothing."""
-    capacity = cache_capacity()
-    return capacity[max(capacity, key=lambda name: int(name[1:]))] if capacity else 32 * 1024**2
-
-
-def _cgroup_room() -> int | None:
-    """Bytes this process's cgroup may still allocate (limit - usage), or None without a limit."""
-    candidates = []
-    try:
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            _, controllers, path = line.split(":", 2)
-            if controllers == "":  # cgroup v2
-                candidates.append((Path("/sys/fs/cgroup" + path) / "memory.max",
-                                   Path("/sys/fs/cgroup" + path) / "memory.current"))
-            elif "memory" in controllers.split(","):  # cgroup v1
-                base = Path("/sys/fs/cgroup/memory" + path)
-                candidates.append((base / "memory.limit_in_bytes", base / "memory.usage_in_bytes"))
-    except (OSError, ValueError):
-        pass
-    candidates += [(Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")),
-                   (Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
-                    Path("/sys/fs/cgroup/memory/memory.usage_in_bytes"))]
-    for limit_file, usage_file in candidates:
-        try:
-            limit = limit_file.read_text().strip()
-        except OSError:
-            continue
-        if limit == "max" or int(limit) >= 1 << 60:  # v1 writes "no limit" as a huge number
-            return None
-        try:
-            usage = int(usage_file.read_text())
-        except (OSError, ValueError):
-            usage = 0
-        return max(0, int(limit) - usage)
-    return None
-
-
-def available_memory() -> int:
-    """Bytes that can be allocated without swapping or hitting a cgroup limit: the smaller of
-    psutil's available memory and the cgroup's remaining room."""
-    import psutil
-
-    room = psutil.virtual_memory().available
-    cgroup = _cgroup_room()
-    return min(room, cgroup) if cgroup is not None else room
 
 
 def stream_array_bytes(llc_bytes: int, available: int) -> int:
@@ -154,58 +55,6 @@ def stream_array_bytes(llc_bytes: int, available: int) -> int:
     size = min(want, cap)
     unit = HUGE_PAGE if size >= HUGE_PAGE else 4096
     return max(size // unit * unit, 4096)
-
-
-def thp_mode() -> str:
-    """Transparent huge page mode ("always", "madvise", "never"), or "" if unknown."""
-    try:
-        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
-    except OSError:
-        return ""
-    found = re.search(r"\[(\w+)\]", text)
-    return found.group(1) if found else ""
-
-
-def page_info(array) -> dict:
-    """The pages backing a NumPy array, from /proc/self/smaps.
-
-    Sums over every mapping the array overlaps (NumPy's madvise(MADV_HUGEPAGE) splits its
-    allocation into several mappings). AnonHugePages counts transparent huge pages; it is
-    clipped to the overlap but a mapping shared with other data may still lend some.
-    kernel_page_size is the base page of the mapping holding most of the array (hugetlbfs
-    shows its huge size there; THP does not, it shows in huge_pages_bytes).
-    """
-    start = array.ctypes.data
-    end = start + array.nbytes
-    info = {"huge_pages_bytes": 0, "kernel_page_size": None, "mappings": 0,
-            "thp_advised": False, "thp_mode": thp_mode()}
-    header = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) ")
-    largest = 0
-    overlap = 0
-    try:
-        lines = Path("/proc/self/smaps").read_text().splitlines()
-    except OSError:
-        return info
-    for line in lines:
-        found = header.match(line)
-        if found:
-            lo, hi = int(found.group(1), 16), int(found.group(2), 16)
-            overlap = max(0, min(hi, end) - max(lo, start))
-            if overlap:
-                info["mappings"] += 1
-            continue
-        if not overlap:
-            continue
-        key, _, value = line.partition(":")
-        if key == "AnonHugePages":
-            info["huge_pages_bytes"] += min(overlap, int(value.split()[0]) * 1024)
-        elif key == "KernelPageSize" and overlap > largest:
-            largest = overlap
-            info["kernel_page_size"] = int(value.split()[0]) * 1024
-        elif key == "VmFlags" and "hg" in value.split():
-            info["thp_advised"] = True
-    info["huge_page_fraction"] = round(info["huge_pages_bytes"] / array.nbytes, 3) if array.nbytes else 0.0
-    return info
 
 
 # ---------------------------------------------------------------- buffers and the static schedule
@@ -240,7 +89,7 @@ def thread_blocks(n: int, threads: int):
 
 def numpy_triad_block(l2_bytes: int | None = None) -> int:
     """Elements per block of the NumPy triad: half the L2 per array (see numpy_stream_kernels)."""
-    l2 = l2_bytes or cache_sizes().get("L2", 1024 * 1024)
+    l2 = l2_bytes or system.cache_sizes().get("L2", 1024 * 1024)
     return max(1024, l2 // 2 // 8)
 
 
@@ -390,8 +239,8 @@ def stream(params: dict, ctx: Context) -> Workload:
     if impl == "numpy" and threads > 1:
         raise Skip("NumPy ufuncs run on one thread; use impl=numba for more threads")
 
-    llc = llc_total_bytes()
-    available = available_memory()
+    llc = system.llc_total_bytes()
+    available = system.available_memory()
     rule_bytes = stream_array_bytes(llc, available)
     array_bytes = int(params["mbytes"] * 1e6) if params["mbytes"] else rule_bytes
     n = max(8, array_bytes // 8)
@@ -451,7 +300,7 @@ def stream(params: dict, ctx: Context) -> Workload:
                              "write-allocate read of the stored array"
                              f" ({hw_bytes // (8 * n)} x 8 x N)"),
         "statistic": "median of the timed calls (STREAM itself reports the best)",
-        "pages": {name: page_info(arr) for name, arr in arrays.items()},
+        "pages": {name: system.page_info(arr) for name, arr in arrays.items()},
     }
     if impl == "numba":
         info["numba_threading_layer"] = numba.threading_layer()

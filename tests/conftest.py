@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def harness_cli(*args, cwd=None, timeout=120):
     """Runs `python -m harness.cli ARGS` and returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], cwd=cwd or ROOT,
+    return subprocess.run([sys.executable, "-m", "harness.commands.cli", *map(str, args)], cwd=cwd or ROOT,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
 

@@ -15,7 +15,7 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
 
 from numba import config  # noqa: E402
 
-from harness.workload import Context, Skip  # noqa: E402
+from harness.core.workload import Context, Skip  # noqa: E402
 from kernels import cuda_probes  # noqa: E402
 
 assert config.ENABLE_CUDASIM

@@ -5,8 +5,8 @@ import os
 import pytest
 
 from conftest import harness_cli
-from harness.suite import parse_suite
-from harness.errors import UsageError
+from harness.core.suite import parse_suite
+from harness.core.errors import UsageError
 
 BAD_SUITES = {
     "unknown top key": ("name: x\ncases: [{kind: diagnostic.empty}]\nextra: 1\n", "extra: unknown top-level key"),
@@ -93,7 +93,7 @@ def test_run_prints_summary_and_store_path(write_suite):
 def test_suite_include_runs_the_included_cases_first(tmp_path):
     (tmp_path / "base.yaml").write_text("cases: [{id: base, kind: diagnostic.empty}]\n")
     (tmp_path / "top.yaml").write_text("include: [base.yaml]\ncases: [{id: top, kind: diagnostic.empty}]\n")
-    from harness.suite import load_suite
+    from harness.core.suite import load_suite
 
     assert [c.case_id for c in load_suite(tmp_path / "top.yaml").cases] == ["base[t=1]", "top[t=1]"]
     (tmp_path / "bad.yaml").write_text("include: [missing.yaml]\n")
@@ -103,7 +103,7 @@ def test_suite_include_runs_the_included_cases_first(tmp_path):
 
 def test_shipped_suites_validate():
     from conftest import ROOT
-    from harness.suite import load_suite
+    from harness.core.suite import load_suite
 
     for path in sorted((ROOT / "suites").glob("*.yaml")):
         assert load_suite(path).cases, path
@@ -152,7 +152,7 @@ def test_damaged_runs_are_clear_errors(tmp_path):
     assert out.returncode == 2 and "not a readable manifest" in out.stderr
     (run / "manifest.json").write_text("{}")
     (run / "records.jsonl").write_text('{"case_id": "a"}\ngarbage\n{"case_id": "b"}\n')
-    from harness.store import load_records
+    from harness.core.store import load_records
     with pytest.raises(UsageError, match="line 2 is not a JSON record"):
         load_records(run)
     (run / "records.jsonl").write_text('{"case_id": "a"}\n{"case_id": "b", "cut off by a ki')

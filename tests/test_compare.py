@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from harness import compare
-from harness.errors import UsageError
+from harness.presentation import compare
+from harness.core.errors import UsageError
 from test_report import make_record, write_run
 
 RNG = np.random.default_rng(42)

@@ -8,10 +8,10 @@ import warnings
 import pytest
 
 from conftest import ROOT
-from harness.cost import conv2d_cost
-from harness.errors import UsageError
-from harness.suite import load_suite, parse_suite
-from harness.workload import Context, Skip
+from harness.cost.ops import conv2d_cost
+from harness.core.errors import UsageError
+from harness.core.suite import load_suite, parse_suite
+from harness.core.workload import Context, Skip
 from kernels import conv, registry
 from kernels.conv_layers import case_id, distinct_conv_layers, layer_params
 
@@ -208,7 +208,7 @@ def test_resnet18_distinct_convs():
 
 
 def conv_cmd(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "harness.conv_cmd", *map(str, args)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "harness.commands.conv", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
 

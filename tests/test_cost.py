@@ -3,12 +3,12 @@ import json
 
 import pytest
 
-from harness.cost import (
+from harness.cost.ops import (
     BINARY_FLOPS, DTYPE_BYTES, UNARY_FLOPS, CostError, OpCost, batchnorm_cost, concat_cost,
     conv2d_cost, conv2d_output_size, conv_transpose2d_cost, dtype_bytes, eltwise_cost,
     layernorm_cost, linear_cost, matmul_cost, pool2d_cost, softmax_cost,
 )
-from harness.errors import UsageError
+from harness.core.errors import UsageError
 
 try:
     import torch

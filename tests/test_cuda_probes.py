@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.workload import Context, Skip
+from harness.core.workload import Context, Skip
 from kernels import cuda_probes
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness.cost import conv2d_cost
+from harness.cost.ops import conv2d_cost
 
 MIB = 2**20
 DOC_INTENSITY_PER_TRUE = MIB / 1e6  # 1.048576: (MFLOPs / MiB) / (FLOPs / byte)

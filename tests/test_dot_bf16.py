@@ -1,7 +1,7 @@
 """The bf16 dot-product peak probe: the instruction it runs, and an exact result check."""
 import pytest
 
-from harness.workload import Context, Skip
+from harness.core.workload import Context, Skip
 from kernels import dot_bf16, fma
 
 HAS_BF16 = bool(fma.host_features().get("avx512bf16"))

@@ -1,4 +1,4 @@
-from harness import fingerprint as fp
+from harness.analysis import fingerprint as fp
 
 
 def test_flops_per_cycle_table():

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from harness.workload import Context, Skip
+from harness.core.workload import Context, Skip
 from kernels import fma
 
 X86 = fma.host_arch() == "x86_64"

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from harness.workload import Context
+from harness.core.workload import Context
 from kernels import fma, frequency
 
 CPUS = sorted(os.sched_getaffinity(0))

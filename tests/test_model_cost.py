@@ -9,9 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from harness import cost as cm  # noqa: E402
-from harness.errors import UsageError  # noqa: E402
-from harness.model_cost import (  # noqa: E402
+from harness.cost import ops as cm  # noqa: E402
+from harness.core.errors import UsageError  # noqa: E402
+from harness.cost.model import (  # noqa: E402
     flop_counter_comparison, memory_footprint, model_cost, onnx_model_cost, parse_shapes,
     resolve_onnx_shapes, zoo_model_cost,
 )

@@ -16,8 +16,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from torch import nn  # noqa: E402
 
-from harness import layers  # noqa: E402
-from harness.workload import Context, Skip  # noqa: E402
+from harness.analysis import layers  # noqa: E402
+from harness.core.workload import Context, Skip  # noqa: E402
 from kernels import models, registry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,7 +129,7 @@ def test_onnxruntime_file_workload_with_shape(dynamic_onnx):
     # conv + bias + relu + global mean + linear + bias, per the cost model's conventions
     assert w.flops == 3 * 4 * 16 * 16 * (27 * 2 + 1 + 1 + 1) + 3 * 5 * (4 * 2 + 1)
     assert w.metrics(0.03)["throughput_per_s"] == pytest.approx(100.0)
-    from harness.errors import UsageError
+    from harness.core.errors import UsageError
 
     with pytest.raises(UsageError, match="dynamic dims"):
         models.ort_model(_params("model.onnxruntime", onnx=str(dynamic_onnx)), CTX)
@@ -265,7 +265,7 @@ def test_place_on_the_roof():
 # ----------------------------------------------------------------------------- harness model
 
 def _model_cmd(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "harness.model_cmd", *map(str, args)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "harness.commands.model", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -298,7 +298,7 @@ def test_model_cmd_bring_your_own_onnx_end_to_end(tmp_path, dynamic_onnx):
     assert "FLOPs" in out and "parameters" in out and "memory access" in out and "memory footprint" in out
     assert "onnxruntime  1" in out and "images/s" in out
     assert "sum of layers" in out and "bottlenecks:" in out
-    from harness.store import load_records
+    from harness.core.store import load_records
 
     run = next(tmp_path.glob("*/*"))
     records = load_records(run)

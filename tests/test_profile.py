@@ -4,9 +4,9 @@ import json
 import pytest
 
 from conftest import harness_cli
-from harness.placement import Placer
-from harness.profile import format_profile, load_profile, profile_from_records, update_profile
-from harness.store import find_runs, load_records
+from harness.analysis.placement import Placer
+from harness.analysis.profile import format_profile, load_profile, profile_from_records, update_profile
+from harness.core.store import find_runs, load_records
 
 FP = {"theoretical_peak": {"float32": {"flops_per_s": 2e11, "isa": "avx512", "cores": 2, "ghz": 2.5,
                                        "ghz_source": "test", "flops_per_cycle_per_core": 40, "table": "t"},

@@ -8,9 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from harness import export, plots, report
-from harness.errors import UsageError
-from harness.roofline import Roofline
+from harness.presentation import export
+from harness.presentation import plots
+from harness.presentation import report
+from harness.core.errors import UsageError
+from harness.analysis.roofline import Roofline
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from harness.roofline import (Ceiling, Roofline, efficiency, fit_roofline, ridge_point,
+from harness.analysis.roofline import (Ceiling, Roofline, efficiency, fit_roofline, ridge_point,
                               roofline_bound)
-from harness.workload import Context
+from harness.core.workload import Context
 
 # ----------------------------------------------------------------------------- bounds
 

@@ -7,9 +7,9 @@ import sys
 import time
 
 from conftest import ROOT, harness_cli
-from harness.store import RunStore, find_runs, load_manifest, load_run
-from harness.suite import parse_suite
-from harness.runner import run_cases
+from harness.core.store import RunStore, find_runs, load_manifest, load_run
+from harness.core.suite import parse_suite
+from harness.core.runner import run_cases
 
 FAST = "defaults: {budget: 0.05, min_samples: 3, warmup_max: 0.1, timeout: 20}\n"
 
@@ -100,7 +100,7 @@ cases:
   - {id: forever, kind: diagnostic.hang, timeout: 600}
 """)
     results = tmp_path / "results"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(suite), "--results", str(results),
+    proc = subprocess.Popen([sys.executable, "-m", "harness.commands.cli", "run", str(suite), "--results", str(results),
                              "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     records = None
@@ -136,7 +136,7 @@ cases:
   - {id: forever, kind: diagnostic.hang, timeout: 600}
 """)
     results = tmp_path / "results"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(suite), "--results", str(results),
+    proc = subprocess.Popen([sys.executable, "-m", "harness.commands.cli", "run", str(suite), "--results", str(results),
                              "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harness import stats
+from harness.core import stats
 
 
 KNOWN = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 100.0]

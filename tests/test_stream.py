@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.workload import Context
+from harness.core.workload import Context
 from kernels import stream, sweep
 
 TINY_MB = 0.01  # 1250 elements per array: checks the arithmetic, not the bandwidth
@@ -75,7 +75,7 @@ def test_stream_check_fails_when_kernel_only_ran_once(monkeypatch):
 
 
 def test_numpy_stream_with_threads_is_skipped():
-    from harness.workload import Skip
+    from harness.core.workload import Skip
 
     with pytest.raises(Skip):
         stream.stream({"impl": "numpy", "op": "copy", "mbytes": TINY_MB}, ctx(2))

@@ -1,4 +1,4 @@
-from harness.throttle import format_throttle_table, throttle_suite, throttle_table
+from harness.analysis.throttle import format_throttle_table, throttle_suite, throttle_table
 
 
 def test_throttle_suite_has_one_case_per_cores_and_level():

@@ -1,7 +1,7 @@
 import time
 
-from harness.timing import TimingPolicy, calibrate, measure, timer_overhead, timer_resolution, warm_up
-from harness.workload import Workload
+from harness.core.timing import TimingPolicy, calibrate, measure, timer_overhead, timer_resolution, warm_up
+from harness.core.workload import Workload
 
 
 def test_timer_resolution_and_overhead_are_small_and_positive():

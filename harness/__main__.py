@@ -1,0 +1,6 @@
+"""`python -m harness ...` is `harness ...`."""
+import sys
+
+from harness.commands.cli import main
+
+sys.exit(main())

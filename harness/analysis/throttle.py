@@ -1,0 +1,36 @@
+"""The throttle table: clock frequency by busy cores and instruction-set level.
+
+Shaped like the first source document's table of the Intel Core i9-10980XE (rows: busy
+cores; columns: ISA level; cells: MHz), with each cell's change from the 1-core figure of
+its column.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.core.isa import LOAD_LEVELS
+from harness.core.records import Record, final
+
+
+def throttle_cells(records: list[Record]) -> pd.DataFrame:
+    """One row per cell: busy cores, ISA level, median MHz, and the spread of the per-core
+    samples behind it (MHz at p10 and p90 of every clock sample of the cell), samples, status."""
+    rows = []
+    for r in final(records):
+        if r.kind != "probe.throttle" or not r.measured:
+            continue
+        per_core = r.metrics.get("ghz_per_core") or []
+        rows.append({"busy_cores": r.threads, "isa": r.params["isa"], "mhz": 1000 * r.metrics["ghz"],
+                     "mhz_low": 1000 * min(per_core) if per_core else None,
+                     "mhz_high": 1000 * max(per_core) if per_core else None,
+                     "samples": r.metrics.get("samples_per_core"), "status": r.status})
+    return pd.DataFrame(rows, columns=["busy_cores", "isa", "mhz", "mhz_low", "mhz_high", "samples", "status"])
+
+
+def throttle_table(records: list[Record]) -> pd.DataFrame:
+    """DataFrame: index busy cores, columns ISA level (lightest first), values MHz."""
+    cells = throttle_cells(records)
+    if cells.empty:
+        return pd.DataFrame()
+    frame = cells.pivot_table(index="busy_cores", columns="isa", values="mhz")
+    return frame[[c for c in LOAD_LEVELS if c in frame.columns]]

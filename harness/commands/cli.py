@@ -1,0 +1,77 @@
+"""The `harness` command line: one parser, a dispatch table of commands, one module each
+(harness.commands.<name>); `harness` and `python -m harness` both call main().
+
+Every command module declares HELP (one line for the list), DESCRIPTION (its --help text),
+add_arguments(parser) and run(args) -> exit code. Bad input is one line naming the flag,
+exit code 2; Ctrl-C exits 130 with every record finished so far kept.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from harness.commands import (compare, conv, device, export, kinds, model, probe, profile, report, run,
+                              throttle)
+from harness.core.errors import UsageError
+
+# name -> module: the order `harness --help` lists them in.
+COMMANDS = {"run": run, "probe": probe, "profile": profile, "conv": conv, "model": model, "throttle": throttle,
+            "report": report, "compare": compare, "export": export, "device": device, "kinds": kinds}
+
+EPILOG = """\
+examples:
+  harness device                      what this machine is, and its nominal peaks
+  harness probe --quick               measure the ceilings (peak FLOP/s, bandwidth per memory level)
+  harness run suites/quick.yaml       time the quick suite; prints where the run is stored
+  harness conv --ic 128 --oc 128 --hw 28 -k 3 --pad 1
+                                      one convolution: cost, time per backend, roofline
+  harness model resnet50 --layers     four size metrics, latency per framework, per-layer roofline
+  harness report latest               HTML + Markdown report of the newest run
+  harness compare RUN_A RUN_B         matching cases side by side
+
+Units are decimal SI (1 GB = 1e9 bytes, 1 GFLOP/s = 1e9 FLOP/s); a multiply-add counts 2 FLOPs.
+"""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad flags get one line and exit 2, like every other usage error (subcommands inherit it)."""
+
+    def error(self, message):
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="harness", description="Empirical micro-benchmarks for deep-learning inference: how fast this "
+        "device really is, why a model runs at the speed it does.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        p = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION,
+                           epilog=getattr(module, "EPILOG", None),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # the session has marked the run interrupted; its records stay
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the goodbye
+        print("\ninterrupted: every record finished so far is kept", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `harness kinds | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0

@@ -1,0 +1,62 @@
+"""Options several commands share, declared once, and argument types whose errors name the
+flag the user typed (argparse prints "argument --budget: ..." on one line, exit 2)."""
+from __future__ import annotations
+
+import argparse
+import math
+
+# Bounds for what the system can do: a case longer than a day is a typo, not a plan.
+MAX_SECONDS = 86_400.0
+MAX_THREADS = 4096
+
+
+def bounded_float(low: float, high: float, low_open: bool = False):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if value < low or (low_open and value == low) or value > high:
+            lower = f"> {low:g}" if low_open else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {lower} and <= {high:g}, got {text}")
+        return value
+    return parse
+
+
+def bounded_int(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
+        return value
+    return parse
+
+
+positive_seconds = bounded_float(0.0, MAX_SECONDS, low_open=True)
+seconds = bounded_float(0.0, MAX_SECONDS)
+budget_scale = bounded_float(0.0, 1000.0, low_open=True)
+
+
+def add_results(parser) -> None:
+    parser.add_argument("--results", default="results", metavar="DIR",
+                        help="where runs and device profiles are stored (default: results)")
+
+
+def add_progress(parser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="no progress output")
+
+
+def add_budget_scale(parser) -> None:
+    parser.add_argument("--budget-scale", type=budget_scale, default=1.0, metavar="X",
+                        help="multiply every case's sampling budget (e.g. 0.2 for a fast look)")
+
+
+def add_run_options(parser) -> None:
+    """--results and --no-progress: every command that makes a run takes both."""
+    add_results(parser)
+    add_progress(parser)

@@ -1,0 +1,53 @@
+"""`harness run SUITE`: run a suite file, storing every record under results/."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness.commands import options
+from harness.core.errors import UsageError
+from harness.core.suite import load_suite
+from harness.presentation.console import distrust_lines, summary_counts, summary_table, suspect_lines
+from harness.presentation.text import plural
+from harness.session.pipeline import exit_status, run_suite, scale_budgets
+
+HELP = "run a suite file, storing every record under results/"
+DESCRIPTION = ("Runs every case of a suite file (suites/*.yaml; `harness kinds` lists the case kinds), each in a "
+               "worker process pinned to its CPUs, warmed up and timed; probe cases run first and update the "
+               "device profile, then every other case is placed on the roofline against it. Prints a summary "
+               "table and where the run and its report are.")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("suite", help="a suite YAML file, e.g. suites/quick.yaml")
+    parser.add_argument("--filter", metavar="TEXT", help="only cases whose id contains TEXT")
+    options.add_budget_scale(parser)
+    parser.add_argument("--processes", type=options.bounded_int(1, 100), metavar="K",
+                        help="run every case in K fresh workers and pool the samples (pyperf's way; steadier "
+                             "medians across runs, K times the time)")
+    options.add_run_options(parser)
+
+
+def print_outcome(store, records) -> None:
+    print(summary_table(records))
+    print(f"\n{summary_counts(records)}")
+    for line in suspect_lines(records) + distrust_lines(records):
+        print(line)
+    print(f"run stored in {store.path}")
+    print(f"report: {store.report}" if store.report else "report: not written (see the message above)")
+
+
+def run(args) -> int:
+    suite = load_suite(args.suite)
+    if args.filter:
+        suite.cases = [c for c in suite.cases if args.filter in c.case_id]
+        if not suite.cases:
+            raise UsageError(f"--filter {args.filter!r}: no case id contains it")
+    scale_budgets(suite, args.budget_scale)
+    if args.processes is not None:
+        for c in suite.cases:
+            c.processes = args.processes
+    print(f"running {plural(len(suite.cases), 'case')} of {suite.name} ({suite.path})", file=sys.stderr)
+    store, records = run_suite(suite, Path(args.results), progress=not args.no_progress)
+    print_outcome(store, records)
+    return exit_status(records)

@@ -1,0 +1,171 @@
+"""Where runs land: results/<device-slug>/<timestamp>-<suite>/.
+
+A run folder holds:
+  manifest.json   -- fingerprint, machine state, versions, command line, git revision,
+                     suite, status ("running" until the run ends: a killed run says so).
+  records.jsonl   -- one JSON object per case, appended and flushed as each finishes,
+                     so a run killed at any moment keeps every record written before.
+  logs/           -- each worker's stdout and stderr.
+Every record and the manifest carry `schema_version`. `load_run` reads a run into one
+pandas DataFrame, nested fields flattened with '.' (timing.median, cost.flops, ...).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from harness.core.errors import UsageError
+from harness.core.records import SCHEMA_VERSION, Manifest, Record
+
+RECORDS = "records.jsonl"
+MANIFEST = "manifest.json"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "device"
+
+
+def git_revision(path: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
+                             text=True, timeout=5)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+class RunStore:
+    """One run's folder; records are appended one at a time."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            (self.path / "logs").mkdir(exist_ok=True)
+            self._records = open(self.path / RECORDS, "a", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{self.path}: cannot write the run there ({exc.strerror or exc})") from None
+        self.report: Path | None = None  # set once the run's report is written
+
+    @classmethod
+    def create(cls, root: Path, device_slug: str, suite_name: str) -> "RunStore":
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(root) / device_slug
+        path = base / f"{stamp}-{slug(suite_name)}"
+        n = 1
+        while path.exists():
+            n += 1
+            path = base / f"{stamp}-{slug(suite_name)}-{n}"
+        return cls(path)
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.path.parent.name}/{self.path.name}"
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        _write_json_atomic(self.path / MANIFEST, manifest.to_json())
+
+    def update_manifest(self, **fields) -> None:
+        manifest = load_manifest(self.path)
+        for key, value in fields.items():
+            setattr(manifest, key, value)
+        self.write_manifest(manifest)
+
+    def append(self, record: Record) -> Record:
+        """Writes one record and returns it as stored (run id set)."""
+        record.run_id = self.run_id
+        record.schema_version = SCHEMA_VERSION
+        self._records.write(json.dumps(record.to_json(), default=str) + "\n")
+        self._records.flush()
+        os.fsync(self._records.fileno())
+        return record
+
+    def close(self) -> None:
+        self._records.close()
+
+
+def resolve_run(path: str | Path) -> Path:
+    p = Path(path)
+    if (p / MANIFEST).exists() or (p / RECORDS).exists():
+        return p
+    raise UsageError(f"{path}: not a run folder (no {MANIFEST} or {RECORDS} in it)")
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """The run's manifest; a run whose manifest is missing (records only) gets an empty one."""
+    run = resolve_run(path)
+    p = run / MANIFEST
+    if not p.exists():
+        return Manifest(run_id=f"{run.parent.name}/{run.name}", status="unknown")
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{p}: not a readable manifest ({exc.__class__.__name__})") from None
+    return Manifest.from_json(data, str(p))
+
+
+def load_records(path: str | Path) -> list[Record]:
+    """Every record of records.jsonl, in the current schema (older ones migrated). A last
+    line cut off by a kill mid-write is skipped; a bad line anywhere else means the file was
+    damaged, and that is an error naming the line."""
+    p = resolve_run(path) / RECORDS
+    records: list[Record] = []
+    if not p.exists():
+        return records
+    lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                continue  # the partial last line of a run killed mid-write
+            raise UsageError(f"{p}: line {number} is not a JSON record (the file was damaged)") from None
+        records.append(Record.from_json(data, f"{p}: line {number}"))
+    return records
+
+
+def load_run(path: str | Path):
+    """One run as a pandas DataFrame, one row per record, nested fields joined with '.'
+    (timing.median, cost.flops, roofline.efficiency, ...); samples stay lists in one column."""
+    import pandas as pd
+
+    records = load_records(path)
+    if not records:
+        return pd.DataFrame()
+    return pd.json_normalize([r.to_json() for r in records], sep=".", max_level=None)
+
+
+def resolve_run_arg(arg: str, results: str | Path = "results") -> Path:
+    """A run folder from the command line: a path, or 'latest' for the newest under results/."""
+    if arg == "latest":
+        runs = find_runs(results)
+        if not runs:
+            raise UsageError(f"latest: no runs under {results}/")
+        return runs[-1]
+    return resolve_run(arg)
+
+
+def find_runs(root: str | Path = "results") -> list[Path]:
+    """Every run folder under root, oldest first."""
+    root = Path(root)
+    if not root.exists():
+        return []
+    runs = [p.parent for p in root.glob(f"*/*/{MANIFEST}")]
+    return sorted(runs, key=lambda p: p.name)

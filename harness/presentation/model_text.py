@@ -1,0 +1,110 @@
+"""What `harness model` prints: the four size metrics, latency and throughput per framework,
+and the per-layer tables."""
+from __future__ import annotations
+
+from harness.analysis.layers import LayerTable
+from harness.core.records import Record, final
+from harness.cost.model import ModelCost
+from harness.presentation.console import roof_cell
+from harness.presentation.text import cut, fmt_pct, fmt_si, fmt_time, format_table
+
+FRAMEWORK_ORDER = ("eager", "compile", "onnxruntime")
+
+
+def _si(value, unit: str) -> str:
+    return fmt_si(value, unit, digits=4) or "n/a"
+
+
+def format_metrics(cost: ModelCost, footprint: dict | None, title: str, footprint_note: str = "") -> str:
+    """The four size metrics of the first source document, with how each was obtained."""
+    by = cost.flops_by_category()
+    extra = ", ".join(f"{k} {_si(v, 'FLOP')}" for k, v in by.items() if k != "main" and v)
+    lines = [title, "  FLOPs             " + _si(cost.flops, "FLOP")
+             + f"  (conv/linear/matmul multiply-adds x 2: {_si(by['main'], 'FLOP')}"
+             + (f"; + {extra}" if extra else "") + ")"]
+    if cost.torch_flop_counter is not None:
+        same = "equal" if cost.torch_flop_counter == by["main"] else "DIFFERENT"
+        lines.append(f"                    torch FlopCounterMode: {_si(cost.torch_flop_counter, 'FLOP')} ({same} to "
+                     "our conv/linear/matmul figure; it counts nothing else)")
+    lines.append(f"  parameters        {cost.params:,} ({_si(cost.params * 4, 'B')} as float32)")
+    lines.append(f"  memory access     {_si(cost.bytes, 'B')} (every op's inputs, weights and output moved once; "
+                 f"intensity {cost.intensity:.3g} FLOP/B)")
+    foot = []
+    if footprint:
+        foot.append(f"{_si(footprint['footprint_bytes'], 'B')} peak while running, above the runtime's own "
+                    f"{_si(footprint['rss_runtime_bytes'], 'B')} ({footprint['runtime']}, 1 thread, fresh process): "
+                    f"weights {_si(footprint['weights_bytes'], 'B')}, resident once loaded "
+                    f"{_si(footprint['loaded_bytes'], 'B')}, first run peak {_si(footprint['first_run_peak_bytes'], 'B')}")
+    if cost.activation_peak_bytes is not None:
+        foot.append(f"activation high-water {_si(cost.activation_peak_bytes, 'B')} (live tensors, torch eager)")
+    lines.append("  memory footprint  " + ("; ".join(foot) if foot else footprint_note or "not measured"))
+    if cost.unknown:
+        lines.append("  ops without a cost formula (not counted): " + ", ".join(
+            f"{u['op']} x{u['count']} ({u['share_of_output_elements']:.1%} of output elements)" for u in cost.unknown))
+    else:
+        lines.append("  every op has a cost formula")
+    for note in cost.notes:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def framework_of(record: Record) -> str:
+    if record.kind.endswith("onnxruntime"):
+        return "onnxruntime"
+    return record.params.get("framework", "eager")
+
+
+def format_timings(records: list[Record]) -> str:
+    """Latency and throughput per framework, threads and batch; one-off costs apart."""
+    rows = []
+    order = {fw: i for i, fw in enumerate(FRAMEWORK_ORDER)}
+    timed = [r for r in final(records) if r.kind.startswith("model.") and r.kind != "model.footprint"]
+    for r in sorted(timed, key=lambda r: (order.get(framework_of(r), 9), r.threads, r.params.get("batch", 0))):
+        batch = r.info.get("batch", r.params.get("batch"))
+        if not r.measured:
+            rows.append([framework_of(r), r.threads, batch, r.status, "", "", "", "", "", "", "", cut(r.reason, 90)])
+            continue
+        t, m, info = r.timing, r.metrics, r.info
+        setup = info.get("compile_s") or info.get("session_create_s")
+        setup_label = ("compile " if "compile_s" in info else "session ") + fmt_time(setup) if setup else ""
+        noisy = " (noisy)" if t.cv > 0.10 else ""
+        rows.append([framework_of(r), r.threads, batch, r.status, fmt_time(t.median), f"{fmt_pct(t.cv, 2)}{noisy}",
+                     f"{m.get('throughput_per_s', 0):.4g}", fmt_si(m.get("flops_per_s"), "FLOP/s"), setup_label,
+                     fmt_time(t.first_call_s), roof_cell(r), f"{len(r.warnings)} warnings" if r.warnings else ""])
+    return format_table(["framework", "threads", "batch", "status", "latency", "CV", "images/s", "FLOP/s",
+                         "one-off setup", "first run", "of roofline", "note"], rows, align_right={1, 2, 4, 5, 6, 7})
+
+
+def format_layer_table(table: LayerTable, top: int = 10) -> str:
+    """The per-layer text: top layers by time, time per op type, sum of layers against the
+    whole model, bottlenecks."""
+    case = table.case
+    head = (f"{table.model} in {table.framework}"
+            + (f" (opt_level {case.params['opt_level']})" if case.params.get("opt_level") else "")
+            + f", batch {case.params.get('batch', 1)}, {case.threads} thread{'s' if case.threads != 1 else ''}: "
+            f"{len(table.layers)} layers, median of {table.runs} profiled runs")
+    rows = []
+    for r in table.layers.sort_values("time_s", ascending=False).head(top).to_dict("records"):
+        rows.append([cut(r["name"], 48), r["op"], fmt_time(r["time_s"]), fmt_pct(r["time_share"], 2),
+                     fmt_pct(r["cv"], 2), fmt_si(r["flops"], "FLOP"), fmt_si(r["bytes"], "B"),
+                     "" if r["intensity"] != r["intensity"] or r["intensity"] is None else f"{r['intensity']:.3g}",
+                     fmt_si(r["attained_flops_per_s"], "FLOP/s"), r["bound"] or "", r["level"] or "",
+                     fmt_pct(r["efficiency"], 2)])
+    lines = [head, "", format_table(["layer", "op", "time", "share", "CV", "FLOPs", "bytes", "FLOP/B", "attained",
+                                     "bound", "level", "of roof"], rows, align_right={2, 3, 4, 5, 6, 7, 8, 11})]
+    op_rows = [[op, int(r["layers"]), fmt_time(r["time_s"]), fmt_pct(r["time_share"], 2), fmt_si(r["flops"], "FLOP"),
+                fmt_si(r["bytes"], "B"), fmt_si(r["attained_flops_per_s"], "FLOP/s")]
+               for op, r in table.by_op().head(8).iterrows()]
+    lines += ["", format_table(["op", "layers", "time", "share", "FLOPs", "bytes", "attained"], op_rows,
+                               align_right={1, 2, 3, 4, 5, 6}), ""]
+    whole, total = table.whole_s, table.sum_layers_s
+    lines.append(f"sum of layers {fmt_time(total)} vs whole model {fmt_time(whole)} ({fmt_pct(total / whole, 2)}); "
+                 f"with the profiler on the whole model took {fmt_time(table.whole_profiled_s)} "
+                 f"(profiling overhead {table.overhead:+.0%})")
+    lines.append("bottlenecks: " + "; ".join(
+        f"{r['name']} ({r['op']}) {fmt_pct(r['time_share'], 2)} of the time, {r['bound'] or 'no cost'}"
+        + (f", {fmt_pct(r['efficiency'], 2)} of its roof" if r["efficiency"] == r["efficiency"] and r["efficiency"]
+           is not None else "")
+        for r in table.bottlenecks(3).to_dict("records")))
+    lines += [f"note: {n}" for n in table.notes]
+    return "\n".join(lines)

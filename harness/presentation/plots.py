@@ -1,0 +1,384 @@
+"""Plots for reports and comparisons: the roofline, measured against theoretical time, the
+throttle heat map, thread scaling and the ratio plot of a comparison.
+
+Every function writes PATH.png and PATH.svg and returns the paths written; with nothing
+to draw it writes nothing and returns [], so a report never fails for want of a plot.
+Figures are built on matplotlib's object API with the Agg canvas, never pyplot: no
+display is needed and no global state is left behind.
+
+Axes are in decimal SI units (1 GFLOP/s = 1e9 FLOP/s, 1 GB/s = 1e9 bytes/s); intensity is
+FLOPs per byte.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.presentation.text import fmt_time
+
+
+# Bound markers: the shape says which side of the ridge a point is on.
+BOUND_MARKERS = {"compute": "o", "memory": "^", "unknown": "s"}
+BANDWIDTH_COLOURS = ["#08306b", "#2171b5", "#4292c6", "#6baed6", "#9ecae1"]
+DTYPE_COLOURS = {"float32": "#222222", "float64": "#8c510a"}
+# Kinds whose timing is not a speed (a clock probe's call lasts a set time): no scaling plot.
+NOT_A_SPEED = ("probe.throttle", "probe.frequency")
+
+
+def kind_family(kind) -> str:
+    """The part of a kind before the first '.', or the kind itself: probe, conv, model, ..."""
+    if not isinstance(kind, str) or not kind:
+        return "other"
+    return kind.split(".", 1)[0]
+
+
+def figure(width: float = 10.0, height: float = 6.0):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig, path) -> list[Path]:
+    base = Path(path)
+    if base.suffix.lower() in (".png", ".svg"):
+        base = base.with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in ("png", "svg"):
+        out = base.with_name(base.name + "." + fmt)
+        fig.savefig(out, format=fmt, dpi=110)
+        written.append(out)
+    return written
+
+
+def family_colours(families) -> dict:
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"].colors
+    return {fam: palette[i % len(palette)] for i, fam in enumerate(sorted(set(families)))}
+
+
+def plain_log_ticks(axis) -> None:
+    """Log axis ticks written as plain numbers (0.1, 1, 10) rather than powers of ten."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _column(df, names):
+    """The first of `names` that df has (flat or load_run's dotted names), else None."""
+    for name in names:
+        if name in df.columns:
+            return df[name]
+    return None
+
+
+def _as_frame(data):
+    """A DataFrame from a DataFrame, a list of records (typed or JSON), or None."""
+    import pandas as pd
+
+    if data is None:
+        return pd.DataFrame()
+    if isinstance(data, pd.DataFrame):
+        return data
+    data = [r.to_json() if hasattr(r, "to_json") else r for r in data]
+    if not data:
+        return pd.DataFrame()
+    return pd.json_normalize(data, sep=".")
+
+
+def bound_key(bound) -> str:
+    if isinstance(bound, str):
+        if "unknown" in bound:  # e.g. "compute (bandwidth unknown)": only half a roof to judge by
+            return "unknown"
+        if bound.startswith("compute"):
+            return "compute"
+        if bound.startswith("memory"):
+            return "memory"
+    return "unknown"
+
+
+# --------------------------------------------------------------------------- measured vs theoretical
+
+
+def measured_vs_theoretical_plot(df, path, title: str = "Measured against roofline time") -> list[Path]:
+    """Each op's measured median against its roofline (theoretical) time, log-log, with the
+    y = x line (on the roof: efficiency 100%) and bands at 50%, 10% and 1% efficiency.
+
+    df columns: theoretical_time_s, measured_time_s (or median), kind; load_run's dotted
+    names (roofline.theoretical_time_s, timing.median) work too.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter
+
+    df = _as_frame(df)
+    t_theory = _column(df, ["theoretical_time_s", "roofline.theoretical_time_s"])
+    t_meas = _column(df, ["measured_time_s", "median", "timing.median"])
+    if t_theory is None or t_meas is None:
+        return []
+    x = np.asarray(t_theory, dtype=float)
+    y = np.asarray(t_meas, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if not keep.any():
+        return []
+    kinds = _column(df, ["kind"])
+    fams = [kind_family(k) for k in (list(kinds) if kinds is not None else [None] * len(keep))]
+    x, y = x[keep], y[keep]
+    fams = [f for f, ok in zip(fams, keep) if ok]
+
+    lo = min(x.min(), y.min()) / 3
+    hi = max(x.max(), y.max()) * 3
+    hi = max(hi, lo * 1000)  # at least three decades so the bands show
+    fig = figure(10, 6.5)
+    ax = fig.add_axes([0.1, 0.1, 0.62, 0.82])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    grid = np.geomspace(lo, hi, 50)
+    bands = [(1.0, 0.5, "#c7e9c0"), (0.5, 0.1, "#fff3b0"), (0.1, 0.01, "#fdd0a2"), (0.01, 1e-9, "#fcbba1")]
+    for top, bottom, colour in bands:
+        ax.fill_between(grid, grid / top, np.minimum(grid / bottom, hi * 10), color=colour, linewidth=0, zorder=0)
+    ax.fill_between(grid, lo / 10, grid, color="#e0e0e0", linewidth=0, zorder=0)
+    ax.plot(grid, grid, color="black", linewidth=1.2, zorder=2)
+    for eff in (0.5, 0.1, 0.01):
+        ax.plot(grid, grid / eff, color="#777777", linewidth=0.7, linestyle="--", zorder=2)
+    ax.grid(True, which="major", color="#ffffff", linewidth=0.6, zorder=1)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_time(v)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_time(v)))
+    ax.set_xlabel("roofline (theoretical) time per call")
+    ax.set_ylabel("measured median time per call")
+    ax.set_title(title)
+
+    colours = family_colours(fams)
+    for fam in sorted(colours):
+        pick = [i for i, f in enumerate(fams) if f == fam]
+        ax.scatter(x[pick], y[pick], c=[colours[fam]], s=42, edgecolors="black", linewidths=0.5, zorder=4)
+
+    from matplotlib.patches import Patch
+
+    handles = [Line2D([], [], linestyle="", marker="o", markerfacecolor=colours[f], markeredgecolor="black",
+                      markersize=7, label=f) for f in sorted(colours)]
+    handles += [Line2D([], [], color="black", label="y = x: on the roof (100%)"),
+                Patch(color="#c7e9c0", label="efficiency 50-100%"),
+                Patch(color="#fff3b0", label="efficiency 10-50%"),
+                Patch(color="#fdd0a2", label="efficiency 1-10%"),
+                Patch(color="#fcbba1", label="efficiency < 1%"),
+                Patch(color="#e0e0e0", label="faster than the roof:\nceiling too low (e.g. data in cache)")]
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.74, 0.92), fontsize=8, frameon=False,
+               title="efficiency = roofline time / measured", title_fontsize=8)
+    return save(fig, path)
+
+
+# --------------------------------------------------------------------------- throttle
+
+
+def throttle_heatmap(table, path, title: str = "Core clock by busy cores and ISA level") -> list[Path]:
+    """The throttle table (index busy cores, columns ISA level, cells MHz) as a heat map,
+    each cell annotated with its MHz and its change from the 1-core figure of its column."""
+    if table is None or getattr(table, "empty", True):
+        return []
+    values = np.asarray(table.values, dtype=float)
+    if not np.isfinite(values).any():
+        return []
+    rows, cols = values.shape
+    fig = figure(max(6.0, 1.6 * cols + 2.5), max(3.0, 0.6 * rows + 2.0))
+    ax = fig.add_axes([0.12, 0.18, 0.72, 0.7])
+    # The colour scale spans at least 15% below the fastest cell, so that a 2% dip does
+    # not look like the 30% drops the scale exists to show.
+    vmax = float(np.nanmax(values))
+    vmin = min(float(np.nanmin(values)), 0.85 * vmax)
+    image = ax.imshow(values, cmap="RdYlGn", vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(cols))
+    ax.set_xticklabels(["Normal (none)" if c == "none" else str(c).upper() for c in table.columns])
+    ax.set_yticks(range(rows))
+    ax.set_yticklabels([str(i) for i in table.index])
+    ax.set_xlabel("ISA level of the load")
+    ax.set_ylabel("busy cores")
+    ax.set_title(title)
+    first = values[0]
+    for i in range(rows):
+        for j in range(cols):
+            v = values[i, j]
+            if not np.isfinite(v):
+                continue
+            text = f"{v:.0f} MHz"
+            if i > 0 and np.isfinite(first[j]) and first[j] > 0:
+                text += f"\n({100 * (v - first[j]) / first[j]:+.1f}%)"
+            ax.text(j, i, text, ha="center", va="center", fontsize=9, color="black")
+    bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.03)
+    bar.set_label("MHz")
+    return save(fig, path)
+
+
+# --------------------------------------------------------------------------- thread scaling
+
+
+def _scaling_groups(df) -> dict:
+    """(label) -> sorted [(threads, rate)] for records that differ only in threads."""
+    import pandas as pd
+
+    groups: dict[tuple, dict] = {}
+    param_cols = [c for c in df.columns if c.startswith("params.")]
+    for _, row in df.iterrows():
+        if row.get("status", "ok") != "ok" or row.get("kind") in NOT_A_SPEED:
+            continue
+        if "metrics.ghz" in row and pd.notna(row.get("metrics.ghz")):
+            continue
+        threads = row.get("threads")
+        if threads is None or pd.isna(threads):
+            continue
+        rate = None
+        for name in ("metrics.flops_per_s", "metrics.bytes_per_s"):
+            value = row.get(name)
+            if value is not None and pd.notna(value) and value > 0:
+                rate = float(value)
+                break
+        median = row.get("timing.median")
+        if rate is None and median is not None and pd.notna(median) and median > 0:
+            rate = 1.0 / float(median)  # calls per second: a speed for fixed work per call
+        if rate is None:
+            continue
+        params = {c[len("params."):]: row[c] for c in param_cols if _present(row[c])}
+        key = (row.get("kind"), json.dumps(params, sort_keys=True, default=str))
+        label = re.sub(r",?\bt=\d+\b", "", str(row.get("case_id", key[0]))).replace("[]", "").replace("[,", "[")
+        entry = groups.setdefault(key, {"label": label, "kind": row.get("kind"), "points": {}})
+        entry["points"].setdefault(int(threads), rate)
+    return {k: v for k, v in groups.items() if len(v["points"]) >= 2}
+
+
+def _present(value) -> bool:
+    if isinstance(value, (list, dict)):
+        return True
+    try:
+        import pandas as pd
+
+        return not pd.isna(value)
+    except (TypeError, ValueError):
+        return True
+
+
+def thread_scaling_plot(df, path, title: str = "Thread scaling") -> list[Path]:
+    """Speed-up against threads for each case family that was run at several thread counts
+    (records that differ only in threads), over its run with the fewest threads, with the
+    ideal (linear) line. Speed is FLOP/s, else bytes/s, else calls per second."""
+    from matplotlib.lines import Line2D
+
+    frame = _as_frame(df)
+    if frame.empty or "threads" not in frame.columns:
+        return []
+    groups = _scaling_groups(frame)
+    if not groups:
+        return []
+    fig = figure(10, 6)
+    ax = fig.add_axes([0.08, 0.1, 0.6, 0.82])
+    all_threads = sorted({t for g in groups.values() for t in g["points"]})
+    colours = family_colours([g["kind"] for g in groups.values()])
+    many = len(groups) > 12
+    top = 1.0
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"].colors
+    for i, g in enumerate(sorted(groups.values(), key=lambda g: g["label"])):
+        threads = sorted(g["points"])
+        base_t = threads[0]
+        speedup = [g["points"][t] / g["points"][base_t] for t in threads]
+        top = max(top, max(speedup))
+        colour = colours[g["kind"]] if many else palette[i % len(palette)]
+        ax.plot(threads, speedup, marker="o", color=colour, linewidth=1.0 if many else 1.6,
+                label=None if many else g["label"], alpha=0.7 if many else 1.0)
+    base = all_threads[0]
+    ideal = [t / base for t in all_threads]
+    ax.plot(all_threads, ideal, color="black", linestyle="--", linewidth=1.0, label="ideal (linear)")
+    ax.set_xticks(all_threads)
+    ax.set_xlabel("threads")
+    ax.set_ylabel("speed-up over the fewest threads run")
+    ax.set_ylim(0, max(top, max(ideal)) * 1.15)
+    ax.grid(True, color="#dddddd", linewidth=0.6)
+    ax.set_title(title)
+    if many:
+        handles = [Line2D([], [], color=c, marker="o", label=k) for k, c in sorted(colours.items())]
+        handles.append(Line2D([], [], color="black", linestyle="--", label="ideal (linear)"))
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.7, 0.92), fontsize=8, frameon=False)
+    else:
+        fig.legend(loc="upper left", bbox_to_anchor=(0.7, 0.92), fontsize=8, frameon=False)
+    return save(fig, path)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+VERDICT_COLOURS = {"slower": "#d62728", "faster": "#2ca02c", "same": "#7f7f7f",
+                   "no significant difference": "#7f7f7f"}
+
+
+def comparison_plot(df, path, title: str = "Median time against the first run") -> list[Path]:
+    """Ratio of each case's median to the first run's (log axis; > 1 = slower), one row per
+    case, one marker shape per later run, coloured by the verdict of the Mann-Whitney test.
+
+    df: compare_runs' DataFrame (columns case, run, run_index, ratio, verdict)."""
+    from matplotlib.lines import Line2D
+
+    frame = _as_frame(df)
+    if frame.empty or "ratio" not in frame.columns:
+        return []
+    later = frame[(frame["run_index"] > 0) & frame["ratio"].notna() & (frame["ratio"] > 0)]
+    if later.empty:
+        return []
+    cases = list(dict.fromkeys(later["case"]))
+    runs = list(dict.fromkeys(later["run"]))
+    markers = ["o", "s", "^", "D", "v", "P", "X"]
+    height = max(3.0, 0.32 * len(cases) + 1.6)
+    fig = figure(10, height)
+    # Margins in inches, so that the axis label and title fit however many cases there are.
+    ax = fig.add_axes([0.3, 0.75 / height, 0.42, 1 - 1.2 / height])
+    ax.set_xscale("log")
+    position = {c: i for i, c in enumerate(reversed(cases))}
+    for k, run in enumerate(runs):
+        sub = later[later["run"] == run]
+        for _, row in sub.iterrows():
+            verdict = str(row["verdict"])
+            colour = VERDICT_COLOURS.get(verdict.split(" ")[0] if verdict.startswith("same") else verdict, "#1f77b4")
+            y = position[row["case"]]
+            ax.plot([row["ratio"]], [y], marker=markers[k % len(markers)],
+                    color=colour, markeredgecolor="black", markeredgewidth=0.5, linestyle="", markersize=7)
+            if len(runs) == 1:
+                ax.annotate(f"×{row['ratio']:.3g}", (row["ratio"], y), xytext=(7, 0), textcoords="offset points",
+                            va="center", fontsize=7.5, color="#333333")
+    ratios = later["ratio"].astype(float)
+    span = max(1.05, float(max(ratios.max(), 1 / ratios.min())) * 1.4)  # room for the ratio text
+    ax.set_xlim(1 / span, span)
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.axvspan(0.99, 1.01, color="#eeeeee", zorder=0)
+    ax.set_yticks(range(len(cases)))
+    ax.set_yticklabels(list(reversed(cases)), fontsize=8)
+    ax.set_ylim(-0.7, len(cases) - 0.3)
+    # Round ratios, best first, each kept only where it does not crowd one already kept.
+    ticks: list[float] = []
+    min_gap = 2 * math.log10(span) / 7
+    for t in (1.0, 2, 0.5, 10, 0.1, 5, 0.2, 1.25, 0.8, 1.1, 0.9, 1.05, 0.95, 1.02, 0.98):
+        if 1 / span <= t <= span and all(abs(math.log10(t / k)) >= min_gap for k in ticks):
+            ticks.append(t)
+    ax.set_xticks(sorted(ticks))
+    plain_log_ticks(ax.xaxis)
+    ax.set_xlabel("median time / first run's median (> 1 = slower)")
+    ax.set_title(title)
+    ax.grid(True, axis="x", color="#dddddd", linewidth=0.6)
+    handles = [Line2D([], [], linestyle="", marker="o", color=c, markeredgecolor="black", label=v)
+               for v, c in (("slower", VERDICT_COLOURS["slower"]), ("faster", VERDICT_COLOURS["faster"]),
+                            ("same / no significant difference", "#7f7f7f"))]
+    if len(runs) > 1:
+        handles += [Line2D([], [], linestyle="", marker=markers[k % len(markers)], color="#555555", label=run)
+                    for k, run in enumerate(runs)]
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.74, 1 - 0.45 / height), fontsize=8,
+               frameon=False)
+    return save(fig, path)

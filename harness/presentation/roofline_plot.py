@@ -1,0 +1,246 @@
+"""The roofline plot: one panel per thread count, each drawing exactly the ceilings its points
+were placed against (the run's frozen snapshot at that thread count), so the plot, the
+table and the record never disagree.
+
+Axes in decimal SI (1 GFLOP/s = 1e9 FLOP/s); intensity in FLOPs per byte.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.analysis.roofline_fit import fit_roofline
+from harness.presentation.plots import (BANDWIDTH_COLOURS, BOUND_MARKERS, DTYPE_COLOURS, bound_key, family_colours,
+                                        figure, kind_family, plain_log_ticks, save)
+
+
+@dataclass
+class Line:
+    """One ceiling drawn on a panel: compute (FLOP/s, flat) or bandwidth (bytes/s, slanted)."""
+
+    kind: str
+    label: str
+    value: float
+    dtype: str | None = None
+    dashed: bool = False  # a nominal (datasheet) figure, not a measurement
+
+
+@dataclass
+class Panel:
+    """The roofline of one thread count: its ceilings and the points placed against them.
+
+    points: case_id, kind, intensity (FLOP/byte), flops_per_s, bound, peak_flops_per_s and
+    bandwidth_bytes_per_s (the roof the point's record was placed against)."""
+
+    threads: int | None
+    lines: list[Line]
+    points: list[dict]
+    device: str = "cpu"
+
+    @property
+    def title(self) -> str:
+        if self.device != "cpu":
+            return f"{self.device}"
+        return f"{self.threads} thread{'s' if self.threads != 1 else ''}" if self.threads else "all"
+
+
+def _point(record) -> dict | None:
+    p = record.roofline
+    if p is None or not p.intensity or not p.attained_flops_per_s:
+        return None
+    return {"case_id": record.case_id, "kind": record.kind, "intensity": p.intensity,
+            "flops_per_s": p.attained_flops_per_s, "bound": p.bound, "peak_flops_per_s": p.peak_flops_per_s,
+            "bandwidth_bytes_per_s": p.bandwidth_bytes_per_s, "level": p.level, "dtype": p.ceiling_dtype,
+            "seconds": record.timing.median if record.timing else None, "efficiency": p.efficiency,
+            "source": p.source}
+
+
+def roofline_panels(records, snap) -> list[Panel]:
+    """One panel per (device, thread count) among the placed records: the points, and exactly
+    the ceilings of that thread count in the snapshot they were placed against (every memory
+    level measured there, the compute ceiling of each dtype the points use, the BLAS figure
+    beside it, and the nominal peak dashed where a point was placed against it)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        point = _point(r)
+        if point is not None:
+            device = r.params.get("device") or "cpu"
+            groups.setdefault((device, r.threads if device == "cpu" else None), []).append(point)
+    panels = []
+    for (device, threads), points in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        lines: list[Line] = []
+        levels = [lvl for lvl, _ in snap.memory_levels(threads, device)]
+        for level in levels:
+            bw = snap.bandwidth(level, threads, device)
+            if bw is not None:
+                lines.append(Line("bandwidth", f"{level} {bw.value / 1e9:.3g} GB/s", bw.value))
+        for dtype in sorted({p["dtype"] for p in points if p["dtype"]}):
+            peak = snap.compute(dtype, threads, device)
+            if peak is not None:
+                lines.append(Line("compute", f"{dtype} {peak.name} {peak.value / 1e9:.3g} GFLOP/s", peak.value, dtype))
+            blas = snap.blas(dtype, threads) if device == "cpu" else None
+            if blas is not None:
+                lines.append(Line("compute", f"{dtype} BLAS GEMM {blas.value / 1e9:.3g} GFLOP/s", blas.value, dtype,
+                                  dashed=True))
+            nominal = snap.nominal_peak(dtype, threads)
+            if nominal and any(p["source"] != "measured" and p["dtype"] == dtype for p in points):
+                lines.append(Line("compute", f"{dtype} nominal {nominal / 1e9:.3g} GFLOP/s (datasheet)", nominal,
+                                  dtype, dashed=True))
+        panels.append(Panel(threads, lines, points, device))
+    return panels
+
+
+def roofline_plot(panels: list[Panel], path, title: str = "Roofline", fit: bool = True) -> list[Path]:
+    """Log-log rooflines, one panel per thread count: each panel's ceilings drawn and labelled
+    (bandwidth lines per memory level, compute lines per dtype; dashed: BLAS GEMM and nominal
+    peaks, which no point is placed against unless it says datasheet), its points coloured by
+    kind and shaped by bound (o compute, ^ memory), and the ridge of its main roof marked."""
+    from matplotlib.lines import Line2D
+
+    panels = [p for p in panels if p.points or p.lines]
+    if not panels:
+        return []
+    n = len(panels)
+    fig = figure(11, 5.6 * n if n > 1 else 6.5)
+    families = sorted({kind_family(pt["kind"]) for p in panels for pt in p.points})
+    colours = family_colours(families)
+    height = 0.82 / n
+    for i, panel in enumerate(panels):
+        bottom = 0.08 + (n - 1 - i) * (0.9 / n)
+        ax = fig.add_axes([0.08, bottom, 0.62, height - 0.06 / n])
+        _draw_panel(fig, ax, panel, colours, fit, f"{title}: {panel.title}")
+    handles = [Line2D([], [], linestyle="", marker="o", markerfacecolor=colours[f], markeredgecolor="black",
+                      markersize=7, label=f) for f in families]
+    shapes = {"compute": "compute-bound", "memory": "memory-bound", "unknown": "bound unknown"}
+    bounds = {bound_key(pt["bound"]) for p in panels for pt in p.points}
+    handles += [Line2D([], [], linestyle="", marker=m, color="#777777", markersize=7, label=shapes[b])
+                for b, m in BOUND_MARKERS.items() if b in bounds]
+    handles += [Line2D([], [], color="#555555", label="measured ceiling"),
+                Line2D([], [], color="#555555", linestyle="--", label="BLAS GEMM / nominal (datasheet)"),
+                Line2D([], [], linestyle="", marker="D", color="#d62728", label="ridge point")]
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.715, 0.95), fontsize=8, frameon=False,
+               title="kind (colour), bound (shape), lines", title_fontsize=8, alignment="left")
+    return save(fig, path)
+
+
+def _draw_panel(fig, ax, panel: Panel, colours: dict, fit: bool, title: str) -> None:
+    px = np.array([p["intensity"] for p in panel.points], dtype=float)
+    py = np.array([p["flops_per_s"] for p in panel.points], dtype=float)
+    compute = [l for l in panel.lines if l.kind == "compute"]
+    bandwidth = [l for l in panel.lines if l.kind == "bandwidth"]
+    solid = [l for l in compute if not l.dashed] or compute
+    main_peak = max((l.value for l in solid), default=None)
+    slowest = min((l.value for l in bandwidth), default=None)
+    ridge = main_peak / slowest if main_peak and slowest else None
+    xs = list(px) + ([ridge] if ridge else []) + [c.value / b.value for c in solid for b in bandwidth]
+    xs = xs or [0.1, 100.0]
+    xmin, xmax = min(xs) / 8, max(xs) * 8
+    tops = [l.value for l in compute] + list(py)
+    ymax = max(tops) * 3 if tops else 1e12
+    lows = list(py) + [l.value * xmin for l in bandwidth] + [l.value for l in compute]
+    ymin = max(min(lows) / 3, ymax / 1e7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(xmin, xmax)
+    ax.set_ylim(ymin / 1e9, ymax / 1e9)
+    plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.yaxis)
+    ax.grid(True, which="major", color="#dddddd", linewidth=0.6)
+    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
+    ax.set_ylabel("GFLOP/s (1e9 FLOP/s)")
+    ax.set_title(title, fontsize=10)
+    labels = []
+    for i, line in enumerate(sorted(bandwidth, key=lambda l: -l.value)):
+        colour = BANDWIDTH_COLOURS[i % len(BANDWIDTH_COLOURS)]
+        end = min(main_peak / line.value, xmax) if main_peak else xmax
+        grid = np.geomspace(xmin, end, 50)
+        ax.plot(grid, grid * line.value / 1e9, color=colour, linewidth=1.6)
+        labels.append((xmin * 1.6, xmin * 1.6 * line.value, line.label, colour, "slope", "left"))
+    fastest = max((l.value for l in bandwidth), default=None)
+    for line in sorted(compute, key=lambda l: l.value):
+        start = max(line.value / fastest if fastest and not line.dashed else xmin, xmin)
+        colour = DTYPE_COLOURS.get(line.dtype, "#555555")
+        ax.plot([start, xmax], [line.value / 1e9] * 2, color=colour, linewidth=1.2 if line.dashed else 1.6,
+                linestyle="--" if line.dashed else "-", alpha=0.75 if line.dashed else 1.0)
+        labels.append((xmax / 1.15, line.value, line.label, colour, 0.0, "right"))
+    if ridge:
+        ax.plot([ridge], [main_peak / 1e9], marker="D", color="#d62728", markersize=7, zorder=5)
+        ax.axvline(ridge, color="#d62728", linewidth=0.8, linestyle=":", zorder=1)
+        ax.annotate(f"ridge {ridge:.3g} FLOP/B", (ridge, ymin / 1e9), xytext=(3, 4), textcoords="offset points",
+                    fontsize=8, color="#d62728", rotation=90, ha="left", va="bottom")
+    for point in panel.points:
+        ax.scatter([point["intensity"]], [point["flops_per_s"] / 1e9], c=[colours[kind_family(point["kind"])]],
+                   marker=BOUND_MARKERS[bound_key(point["bound"])], s=42, edgecolors="black", linewidths=0.5,
+                   zorder=4, alpha=0.9)
+    if fit and px.size >= 8 and np.unique(px).size >= 2:
+        _draw_fit(ax, px, py, xmin, xmax, ridge)
+    _place_labels(fig, ax, labels)
+
+
+def _draw_fit(ax, px, py, xmin, xmax, ridge):
+    """Draws the roof fitted to the points, or nothing where a one-sided fit contradicts the
+    ceilings: ops that do not reach the roof (unlike probe sweeps) on both sides of the
+    ridge can look like one flat roof, and a line through them would mislead."""
+    from matplotlib.lines import Line2D
+
+    try:
+        fit = fit_roofline(px, py, n_boot=0)
+    except ValueError:
+        return None
+    if ridge and fit.model == "memory" and px.max() > ridge:
+        return None
+    if ridge and fit.model == "compute" and px.min() < ridge:
+        return None
+    grid = np.geomspace(xmin, xmax, 200)
+    if fit.model == "both":
+        roof = np.minimum(grid * fit.B, fit.P)
+        text = f"fitted roof: {fit.B / 1e9:.3g} GB/s, {fit.P / 1e9:.3g} GFLOP/s"
+    elif fit.model == "memory":
+        grid = grid[grid <= px.max() * 2]
+        roof = grid * fit.B
+        text = f"fitted roof: {fit.B / 1e9:.3g} GB/s (peak not reached)"
+    else:
+        grid = grid[grid >= px.min() / 2]
+        roof = np.full_like(grid, fit.P)
+        text = f"fitted roof: {fit.P / 1e9:.3g} GFLOP/s (bandwidth not reached)"
+    ax.plot(grid, roof / 1e9, color="#ff7f0e", linestyle=(0, (1, 1.5)), linewidth=2, zorder=3)
+    return Line2D([], [], color="#ff7f0e", linestyle=(0, (1, 1.5)), linewidth=2, label=text)
+
+
+def _place_labels(fig, ax, labels) -> None:
+    """Writes each ceiling label just above its own line; where two would overlap, the later
+    one slides along its line (leftwards for the peaks, whose labels sit at the right end;
+    up the slope for the bandwidths) rather than off it, so every label stays on its line.
+    Bandwidth labels are turned to the slope the line has on screen."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    to_screen, to_data = ax.transData, ax.transData.inverted()
+    placed = []
+    for x, y, text, colour, rotation, ha in sorted(labels, key=lambda lab: (lab[5], lab[1])):
+        slope = rotation == "slope"
+        if slope:
+            x0, y0 = to_screen.transform((x, y / 1e9))
+            x1, y1 = to_screen.transform((x * 10, y * 10 / 1e9))
+            rotation = math.degrees(math.atan2(y1 - y0, x1 - x0))
+        label = ax.annotate(text, (x, y / 1e9), xytext=(0, 2), textcoords="offset points", fontsize=7.5,
+                            color=colour, rotation=rotation, ha=ha, va="bottom", rotation_mode="anchor",
+                            annotation_clip=False,
+                            bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 0.3})
+        for _ in range(8):
+            box = label.get_window_extent(renderer)
+            clash = next((other for other in placed if box.overlaps(other)), None)
+            if clash is None:
+                break
+            sx, sy = to_screen.transform(label.xy)
+            if slope:  # along the line, to the right by the overlap
+                step = clash.x1 - box.x0 + 6
+                nx, _ = to_data.transform((sx + step, sy))
+                label.xy = (nx, label.xy[1] * nx / label.xy[0])
+            else:  # along the horizontal line, to the left of the label in the way
+                step = box.x1 - clash.x0 + 6
+                nx, _ = to_data.transform((sx - step, sy))
+                label.xy = (nx, label.xy[1])
+        placed.append(label.get_window_extent(renderer))

@@ -1,0 +1,135 @@
+"""Console tables of the device: the ceilings in force and their history, the measurements a
+probe run made (with their health), and the throttle table."""
+from __future__ import annotations
+
+import time
+
+from harness.analysis.profile import Ceiling, CeilingMeasurement, DeviceProfile, MEMORY_LEVELS
+from harness.analysis.snapshot import Snapshot
+from harness.presentation.text import fmt_pct, fmt_si, format_table
+
+_LEVEL_ORDER = {name: i for i, name in enumerate(MEMORY_LEVELS)}
+
+
+def _fmt(m, value) -> str:
+    if value is None:
+        return ""
+    if m.kind == "clock":
+        return f"{value:.3g} GHz"
+    return fmt_si(value, "FLOP/s" if m.kind == "compute" else "B/s")
+
+
+def _order(m) -> tuple:
+    return (m.device, {"clock": 0, "compute": 1, "bandwidth": 2, "stream": 3}.get(m.kind, 9), str(m.dtype),
+            _LEVEL_ORDER.get(m.name, 9), m.name, m.threads or 0)
+
+
+def format_snapshot(snap: Snapshot) -> str:
+    """The ceilings in force (best, median, nominal beside compute), as a run will place against them."""
+    lines = []
+    rows = []
+    for c in sorted((c for c in snap.ceilings if c.kind == "compute"), key=_order):
+        nominal = snap.nominal_peak(c.dtype, c.threads) if c.device == "cpu" else None
+        rows.append([c.device, c.dtype, c.name, c.threads or "", _fmt(c, c.value), _fmt(c, c.median),
+                     fmt_si(nominal, "FLOP/s"), fmt_pct(c.value / nominal, 2) if nominal else ""])
+    if rows:
+        lines.append("Compute ceilings in force: the best repetition, its median, and the nominal peak for the same "
+                     "cores (cores x GHz from the OS x FLOP/cycle from the microarchitecture table)")
+        lines.append(format_table(["device", "dtype", "level", "threads", "best", "median", "nominal", "of nominal"],
+                                  rows, align_right={3, 4, 5, 6, 7}))
+    rows = [[c.device, c.name, c.threads or "", _fmt(c, c.value), _fmt(c, c.median), c.source]
+            for c in sorted((c for c in snap.ceilings if c.kind == "bandwidth"), key=_order)]
+    if rows:
+        lines.append("\nBandwidth ceilings in force (GB/s = 1e9 bytes/s)")
+        lines.append(format_table(["device", "level", "threads", "best", "median", "source"], rows,
+                                  align_right={2, 3, 4}))
+    if snap.clock_ghz:
+        lines.append(f"\nCore clock under load: {snap.clock_ghz:.3g} GHz (dependent add chain)")
+    if not lines:
+        lines.append("No ceiling in force: nothing healthy was measured on this device yet.")
+    lines.append(f"\nRule: {snap.rule}.")
+    return "\n".join(lines)
+
+
+def format_measurements(measured: list[CeilingMeasurement]) -> str:
+    """What one probe run measured, each with its health: suspect ones are kept, never used."""
+    rows = []
+    for m in sorted(measured, key=_order):
+        if m.kind == "stream":
+            continue
+        spread = f"{100 * m.spread:.1f}%" if m.spread is not None else ""
+        rows.append([m.label(), _fmt(m, m.value), _fmt(m, m.median), spread,
+                     "ok" if m.healthy else "suspect: " + "; ".join(m.health)])
+    if not rows:
+        return "This run measured no ceiling."
+    return ("Measured by this run (best repetition, median, how much faster the best was than the median, health)\n"
+            + format_table(["ceiling", "best", "median", "spread", "health"], rows, align_right={1, 2, 3}))
+
+
+def format_history(profile: DeviceProfile, in_force: list[Ceiling], key_filter: str | None = None) -> str:
+    """Every ceiling, its history (newest last) and why the one in force was chosen."""
+    chosen = {c.measurement.key: c for c in in_force}
+    keys = sorted({m.key for m in profile.measurements}, key=lambda k: _order(profile.history(k)[0]))
+    out = []
+    for key in keys:
+        history = profile.history(key)
+        head = history[-1]
+        if head.kind == "stream":
+            continue
+        if key_filter and key_filter.lower() not in head.label().lower():
+            continue
+        current = chosen.get(key)
+        verdict = (f"in force: {_fmt(head, current.measurement.value)} from run {current.measurement.run_id} "
+                   f"({current.rule})" if current else "no healthy recent measurement: none in force")
+        out.append(f"{head.label()}: {verdict}")
+        rows = []
+        for m in history:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.measured_at)) if m.measured_at else "?"
+            mark = "*" if current is not None and m is current.measurement else ""
+            rows.append([mark, when, m.run_id or "?", _fmt(m, m.value), _fmt(m, m.median),
+                         "ok" if m.healthy else "suspect: " + "; ".join(m.health)])
+        out.append(format_table(["", "measured", "run", "best", "median", "health"], rows, align_right={3, 4}))
+        out.append("")
+    if not out:
+        return "The profile holds no measurement" + (f" matching {key_filter!r}" if key_filter else "") + "."
+    return "\n".join(out).rstrip()
+
+
+def format_throttle_table(frame, cells=None, hypervisor: bool = False) -> str:
+    """The throttle table with each cell's change from the 1-core figure of its column, and the
+    range of the per-core clocks behind each cell."""
+    if frame.empty:
+        return "no throttle measurements"
+    headers = ["busy cores"] + [("Normal (none)" if c == "none" else c.upper()) for c in frame.columns]
+    spread = {}
+    if cells is not None and not cells.empty:
+        for _, cell in cells.iterrows():
+            if cell["mhz_low"] is not None and cell["mhz_low"] == cell["mhz_low"]:
+                spread[(cell["busy_cores"], cell["isa"])] = (cell["mhz_low"], cell["mhz_high"], cell["status"])
+    first = frame.iloc[0]
+    rows = []
+    for cores, row in frame.iterrows():
+        cells_text = [str(cores)]
+        for col in frame.columns:
+            mhz = row[col]
+            if mhz != mhz:
+                cells_text.append("")
+                continue
+            text = f"{mhz:.0f} MHz"
+            if cores != frame.index[0] and first[col]:
+                text += f" ({100 * (mhz - first[col]) / first[col]:+.1f}%)"
+            low_high = spread.get((cores, col))
+            if low_high and cores > 1:
+                text += f" [{low_high[0]:.0f}-{low_high[1]:.0f}]"
+            if low_high and low_high[2] == "suspect":
+                text += " (suspect)"
+            cells_text.append(text)
+        rows.append(cells_text)
+    lines = [format_table(headers, rows), "",
+             "Cells: median core clock from a dependent add chain run on each busy core right after a burst at "
+             "that level; (%) is the change from the 1-core figure of the column; [low-high] the range over the "
+             "busy cores."]
+    if hypervisor:
+        lines.append("This machine is a VM: the guest sees the clock its vCPU runs at, but the host may share the "
+                     "physical cores and change their clock for reasons the guest cannot see.")
+    return "\n".join(lines)

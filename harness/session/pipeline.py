@@ -1,0 +1,156 @@
+"""A run, end to end: a suite into a new run folder, placed against a frozen profile snapshot,
+the device profile updated, the report written.
+
+The order (so that every op of a run is placed against one snapshot, and a fresh device's
+main job places its ops against what its own probes measured minutes before):
+1. The run folder and its manifest; the profile snapshot in force is frozen into it.
+2. Probe cases first (in suite order). A probe whose best and median repetitions disagree
+   by more than the profile's tolerance, or whose record is suspect, is re-measured in a
+   fresh worker, up to REMEASURE_CAP times; every attempt is kept.
+3. The probes' measurements join the device profile (health checked), and the snapshot is
+   taken again from it and frozen into the run: the one the rest of the run is placed against.
+4. The other cases, each placed as it arrives. A suspect case is re-measured once in a
+   fresh worker; both attempts are kept, readers report the last.
+5. The manifest says how the run ended; the report is written.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+from harness.analysis import fingerprint as fpmod
+from harness.analysis import profile as profiles
+from harness.analysis import snapshot as snapshots
+from harness.analysis.placement import placer
+from harness.core.records import Manifest, Record
+from harness.core.runner import run_cases
+from harness.core.store import RunStore, git_revision
+from harness.core.suite import Case, Suite
+from harness.presentation.report import write_report
+from harness.session.progress import Progress
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def exit_status(records: list[Record]) -> int:
+    """0 when no case failed, 1 otherwise (skips are not failures: they say why)."""
+    return 1 if any(r.status == "failed" for r in records) else 0
+
+
+def blas_library(fp: dict) -> str | None:
+    found = [f"{b.get('internal_api')} {b.get('version')}" for b in fp.get("blas") or []]
+    return ", ".join(found) or None
+
+
+def health_context(fp: dict) -> profiles.HealthContext:
+    uarch = (fp.get("cpu") or {}).get("uarch") or ""
+    return profiles.HealthContext(lambda level, dtype: fpmod.flops_per_cycle(uarch, level, dtype),
+                                  (fp.get("cpu") or {}).get("physical_cores") or 1)
+
+
+def _retry(case: Case, attempt: int) -> Case:
+    return dataclasses.replace(case, attempt=attempt, fresh_process=True)
+
+
+class Session:
+    """One run: its store, the profile it reads and updates, the snapshot it places against."""
+
+    def __init__(self, suite: Suite, results: Path, argv: list[str] | None = None, progress: bool = True):
+        self.suite = suite
+        self.results = Path(results)
+        self.fp = fpmod.fingerprint()
+        self.device = fpmod.device_slug(self.fp)
+        self.store = RunStore.create(self.results, self.device, suite.name)
+        self.profile_file = profiles.profile_path(self.results, self.device)
+        self.profile = profiles.load_profile(self.profile_file)
+        self.blas = blas_library(self.fp)
+        self.snapshot = snapshots.take(self.profile, self.fp, self.profile_file if self.profile else None, self.blas)
+        snapshots.write(self.store.path, self.snapshot)
+        self.progress = Progress(suite.cases, suite.name, enabled=progress)
+        self.records: list[Record] = []
+        self.store.write_manifest(Manifest(
+            run_id=self.store.run_id, status="running",
+            suite={"name": suite.name, "description": suite.description,
+                   "path": str(suite.path) if suite.path else None, "cases": [c.to_dict() for c in suite.cases]},
+            command_line=list(argv if argv is not None else sys.argv), git_revision=git_revision(ROOT),
+            started_at=time.time(), fingerprint=self.fp, profile="profile.json",
+            warnings=list(self.fp["machine_state"]["warnings"])))
+
+    def _run(self, cases: list[Case], enrich=None) -> list[Record]:
+        done = run_cases(cases, self.store, on_start=self.progress.start, on_record=self.progress.done, enrich=enrich)
+        self.records.extend(done)
+        return done
+
+    def _probes(self, cases: list[Case]) -> list[Record]:
+        done = self._run(cases)
+        by_id = {c.case_id: c for c in cases}
+        for attempt in range(2, profiles.REMEASURE_CAP + 2):
+            again = []
+            for r in done:
+                spread = profiles.repetition_spread(r)
+                if r.case_id in by_id and r.measured and (r.status == "suspect" or
+                                                          (spread or 0) > profiles.SPREAD_TOLERANCE):
+                    again.append(_retry(by_id[r.case_id], attempt))
+            if not again:
+                break
+            for case in again:
+                self.progress.add(case)
+            done = self._run(again)
+        return done
+
+    def run(self) -> tuple[RunStore, list[Record]]:
+        probes = [c for c in self.suite.cases if c.kind.startswith("probe.")]
+        others = [c for c in self.suite.cases if not c.kind.startswith("probe.")]
+        status = "interrupted"
+        try:
+            if probes:
+                self._probes(probes)
+                self._update_profile()
+            done = self._run(others, enrich=placer(self.snapshot))
+            suspect = [c for c in others if any(r.case_id == c.case_id and r.status == "suspect" for r in done)]
+            if suspect:
+                retries = [_retry(c, 2) for c in suspect]
+                for case in retries:
+                    self.progress.add(case)
+                self._run(retries, enrich=placer(self.snapshot))
+            status = "complete"
+        finally:
+            self.progress.close()
+            self.store.update_manifest(status=status, finished_at=time.time())
+            self.store.close()
+        self.store.report = write_report_safely(self.store.path)
+        return self.store, self.records
+
+    def _update_profile(self) -> None:
+        profile = self.profile or profiles.DeviceProfile(device={"slug": self.device,
+                                                                 "model": self.fp["cpu"]["model"]})
+        capacity = {int(k): v for k, v in self.snapshot.cache_capacity.items()}
+        added = profiles.add_run(profile, self.records, self.store.run_id, health_context(self.fp), self.blas,
+                                 capacity)
+        if not added:
+            return
+        profiles.save_profile(self.profile_file, profile)
+        self.profile = profile
+        self.snapshot = snapshots.take(profile, self.fp, self.profile_file, self.blas)
+        snapshots.write(self.store.path, self.snapshot)
+
+
+def run_suite(suite: Suite, results: Path, progress: bool = True, argv: list[str] | None = None):
+    """Runs a loaded suite into a new run folder; returns (store, records)."""
+    return Session(suite, results, argv, progress).run()
+
+
+def write_report_safely(run_path: Path) -> Path | None:
+    """The run's HTML report; a report that fails to build never fails the run."""
+    try:
+        return write_report(run_path)[0]
+    except Exception as exc:
+        print(f"report not written: {exc!r} (the run itself is stored)", file=sys.stderr)
+        return None
+
+
+def scale_budgets(suite: Suite, scale: float) -> None:
+    for case in suite.cases:
+        case.policy = case.policy.scaled(scale)
