@@ -6,15 +6,15 @@ import mmap
 import os
 import time
 
-from harness.core.workload import Context, Workload, prefault
+import numpy as np
+
 from harness.core.registry import Kind, Param
+from harness.core.workload import Context, Workload, prefault
 
 DTYPES = ("float32", "float64")
 
 
 def numpy_matmul(params: dict, ctx: Context) -> Workload:
-    import numpy as np
-
     n, dtype = params["n"], np.dtype(params["dtype"])
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
@@ -48,8 +48,6 @@ def page_fault_demo(params: dict, ctx: Context) -> Workload:
     `fresh` maps a new anonymous region for every call (what an allocator that hands
     large blocks back to the OS does) and unmaps it after; `pool` reuses one buffer.
     """
-    import numpy as np
-
     nbytes = int(params["mbytes"] * 1e6) // 8 * 8
     a = np.full(nbytes // 8, 1.5)
     b = np.full(nbytes // 8, 2.0)
@@ -132,6 +130,11 @@ KINDS = [
          {"n": Param(int, min=1, max=65536, help="square matrix size"),
           "dtype": Param(str, "float32", choices=DTYPES)},
          "C = A @ B with NumPy's BLAS into a preallocated C"),
+    Kind("probe.gemm", "kernels.basic:numpy_matmul",
+         {"n": Param(int, 1024, min=256, max=65536, help="square matrix size (intensity n/6 FLOP/B in fp32)"),
+          "dtype": Param(str, "float32", choices=DTYPES)},
+         "BLAS GEMM as a compute ceiling: C = A @ B with NumPy's BLAS at a size far past the ridge "
+         "(a measurement below 4x the ridge intensity is kept but not used as a ceiling)"),
     Kind("memory.page_faults", "kernels.basic:page_fault_demo",
          {"mbytes": Param(float, 12.8, min=0.01, help="output size in MB (1e6 B)"),
           "mode": Param(str, "pool", choices=("fresh", "pool"))},

@@ -22,6 +22,9 @@ make_data for why), int8 weights
 (symmetric), an int32 bias at scale x_scale * w_scale, a uint8 output. torch runs
 quantized::conv2d with prepacked weights; ONNX Runtime runs QLinearConv. The cost model
 counts every tensor at one byte then (the int32 bias is counted at one byte too).
+
+torch, onnx and onnxruntime are imported inside functions (deferred on purpose: a suite is validated
+without starting them, and their thread pools take the worker's settings).
 """
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ import math
 import os
 import sys
 import tempfile
+import warnings
+
+import numpy as np
 
 from harness.core.registry import Kind, Param
 from harness.core.workload import Context, Skip, Workload
@@ -95,8 +101,6 @@ def worker_env(params: dict) -> dict:
 
 def _round_to_bfloat16(a):
     """float32 values rounded to the nearest bfloat16 (ties to even), kept as float32."""
-    import numpy as np
-
     bits = a.astype(np.float32).view(np.uint32)
     bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
     return bits.astype(np.uint32).view(np.float32)
@@ -107,8 +111,6 @@ def make_data(params: dict) -> dict:
 
     Weights are scaled by 1/sqrt(IC/G x KH x KW) so outputs are of order 1 whatever the
     size, which keeps tolerances and the int8 output scale meaningful."""
-    import numpy as np
-
     s = conv_shape(params)
     rng = np.random.default_rng(SEED)
     fan_in = s["ic"] // s["groups"] * s["kh"] * s["kw"]
@@ -135,7 +137,6 @@ def make_data(params: dict) -> dict:
 
 def reference(params: dict, data: dict):
     """The expected output as a float64 NumPy array (for int8: the requantized uint8 values)."""
-    import numpy as np
     import torch
 
     s = conv_shape(params)
@@ -157,8 +158,6 @@ def reference(params: dict, data: dict):
 
 def compare(params: dict, out, expected) -> None:
     """Raises AssertionError if `out` (a NumPy array) is not the reference within tolerance."""
-    import numpy as np
-
     out = np.asarray(out, dtype=np.float64)
     if out.shape != expected.shape:
         raise AssertionError(f"output shape {out.shape} != expected {expected.shape}")
@@ -234,8 +233,6 @@ def _memory_format_of(torch, t) -> str:
 
 
 def torch_conv(params: dict, ctx: Context) -> Workload:
-    import warnings
-
     import torch
 
     s = conv_shape(params)
@@ -345,7 +342,6 @@ def torch_conv(params: dict, ctx: Context) -> Workload:
 def onnx_conv_model(params: dict, data: dict):
     """A one-node ONNX model: Conv (float32, bfloat16) or QLinearConv (int8); X in, Y out,
     weights and bias as initializers (so ONNX Runtime may prepack them once)."""
-    import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
     s = conv_shape(params)
@@ -395,7 +391,6 @@ def onnx_conv_model(params: dict, data: dict):
 
 
 def ort_conv(params: dict, ctx: Context) -> Workload:
-    import numpy as np
     import onnxruntime as ort
 
     dtype, device = params["dtype"], params["device"]

@@ -5,10 +5,15 @@
 
 A forward pass with a hook on every nn.Conv2d records the input each conv really sees,
 so the spatial sizes come from the network, not from reading its definition.
+
+torch is imported inside functions (deferred on purpose: listing layers of a suite must not start it).
 """
 from __future__ import annotations
 
+import argparse
 import sys
+
+from kernels import zoo
 
 # The conv fields, in the words of the conv kinds' params (kernels/conv.py).
 FIELDS = ("n", "ic", "oc", "h", "w", "kh", "kw", "stride", "pad", "dilation", "groups", "bias")
@@ -31,8 +36,6 @@ def distinct_conv_layers(model_name: str, hw: int = 224, batch: int = 1) -> list
     Each dict holds the FIELDS plus `count` (how many layers share the config) and
     `modules` (their names), in order of first execution."""
     import torch
-
-    from kernels import zoo
 
     model = zoo.build(model_name)
     seen: dict[tuple, dict] = {}
@@ -103,8 +106,6 @@ def yaml_block(model_name: str, hw: int = 224) -> str:
 
 
 def main(argv: list[str]) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m kernels.conv_layers",
                                      description="print the suite entries for a zoo model's distinct convs")
     parser.add_argument("models", nargs="+")

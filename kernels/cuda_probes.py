@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import functools
 
-from harness.core.workload import Context, Skip, Workload
+import numpy as np
+
 from harness.core.registry import Kind, Param
+from harness.core.workload import Context, Skip, Workload
 
 FMA_DTYPES = ("float32", "float16")
 GEMM_DTYPES = ("fp16", "bf16", "tf32")
@@ -38,8 +40,6 @@ def fma_max_iterations(dtype: str, accumulators: int) -> int:
 def _fma_inputs(dtype: str, accumulators: int):
     """(coef, init) for the FMA kernel. The chains start from different values (j + 1 units)
     read from memory, so the compiler can neither merge them nor fold them to a constant."""
-    import numpy as np
-
     coef = np.array([FMA_M, FMA_B], dtype=dtype)
     init = np.arange(1, accumulators + 1, dtype=dtype) * np.asarray(FMA_B, dtype=dtype)
     return coef, init
@@ -96,7 +96,6 @@ def _jit(source: str, name: str):
 def run_fma(dtype: str, blocks: int, threads: int, iterations: int, accumulators: int = 8):
     """Launches the FMA kernel once and returns each thread's output (NaN where a
     thread wrote nothing)."""
-    import numpy as np
     from numba import cuda
 
     coef, init = _fma_inputs(dtype, accumulators)
@@ -121,7 +120,6 @@ def copy_kernel():
 
 def run_copy(src, blocks: int, threads: int):
     """Copies the host array `src` on the device with the copy kernel and returns the copy."""
-    import numpy as np
     from numba import cuda
 
     d_src = cuda.to_device(src)
@@ -194,8 +192,6 @@ def _numba_device_info(cuda) -> dict:
 
 
 def cuda_fma(params: dict, ctx: Context) -> Workload:
-    import numpy as np
-
     cuda = _numba_gpu()
     dtype, acc = params["dtype"], params["accumulators"]
     iterations = params["iterations"] or min(DEFAULT_FMA_ITERATIONS[dtype] or 10 ** 9,
@@ -235,8 +231,6 @@ def cuda_fma(params: dict, ctx: Context) -> Workload:
 
 
 def cuda_copy(params: dict, ctx: Context) -> Workload:
-    import numpy as np
-
     n = int(params["mbytes"] * 1e6) // 4  # 4-byte elements
     info = {"impl": params["impl"], "elements": n, "element_bytes": 4, "array_bytes": 4 * n,
             "bytes_accounting": "2 x array size per call: src read once + dst written once"}

@@ -52,9 +52,8 @@ from harness.core import isa as isa_levels
 from harness.core.registry import Kind, Param
 from harness.core.workload import Context, Workload
 from kernels.frequency import measure_ghz, time_chain
-from kernels.jit import (Compiled, PinnedThreads, compile_ir, has_fma_instruction, host_arch,
-                         host_features, level_features, llvm_binding, resolve_isa, run_pinned,
-                         thread_cpus)
+from kernels.jit import (Compiled, PinnedThreads, compile_ir, has_fma_instruction, host_arch, host_features,
+                         level_features, llvm_binding, resolve_isa, run_pinned, thread_cpus)
 
 ISAS = ("scalar", "sse", "avx2", "avx512", "neon", "best")
 DTYPES = ("float32", "float64")

@@ -33,13 +33,18 @@ Why the chain is built the way it is:
   measured per core, as ERT does.
 - One call makes `reps` sweeps, enough for about 1 GB of traffic or 1e10 FLOPs, so that the
   parallel-region start (microseconds) stays a small part of a call even for L1-sized arrays.
+
+numba is imported inside functions (deferred on purpose: its thread count and CPU features are
+read when it starts, which must be inside the worker).
 """
 from __future__ import annotations
 
 import math
 
-from harness.core.workload import Context, Workload, prefault
+import numpy as np
+
 from harness.core.registry import Kind, Param
+from harness.core.workload import Context, Workload, prefault
 
 DTYPES = ("float32", "float64")
 BLOCK_BYTES = 4096  # per-block working set: well inside any L1
@@ -152,8 +157,6 @@ class IntensityProbe:
     """The state of one probe.intensity case; `run` is the timed callable."""
 
     def __init__(self, params: dict, threads: int):
-        import numpy as np
-
         self.dtype = np.dtype(params["dtype"])
         self.plan = plan(params["flops_per_byte"], params["dtype"])
         self.block = BLOCK_BYTES // self.dtype.itemsize
@@ -187,8 +190,6 @@ class IntensityProbe:
         ]
 
     def _initial(self, lo: int, hi: int):
-        import numpy as np
-
         return (np.arange(lo, hi) % VALUE_PERIOD).astype(self.dtype)
 
     def run(self) -> None:

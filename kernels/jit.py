@@ -9,6 +9,8 @@ passes run (the vectorisers must not widen a scalar level); codegen runs at -O3.
 Threads: Python threads, each pinned to one CPU with os.sched_setaffinity(0, {cpu}) from
 inside itself (Linux pins the calling thread); compiled functions are called through
 ctypes, which releases the GIL, so the threads run in parallel.
+
+llvmlite is imported inside functions (deferred on purpose: validating a suite must not start LLVM).
 """
 from __future__ import annotations
 

@@ -21,6 +21,9 @@ saw it (its peak RSS over the case, and the activation high-water mark of the to
 Zoo models are exported to ONNX once per (model, batch, image) with torch.onnx.export into
 results/.onnx-cache/ (HARNESS_ONNX_CACHE overrides), written under a temporary name and
 renamed, so workers exporting at once never read half a file.
+
+torch and onnxruntime are imported inside functions (deferred on purpose: a suite is validated
+without starting them, and their thread pools take the worker's settings).
 """
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ triad a = b + s*c.
 from __future__ import annotations
 
 import functools
-import re
-from pathlib import Path
+
+import numpy as np
 
 from harness.core import system
 from harness.core.registry import Kind, Param
@@ -66,8 +66,6 @@ def aligned_empty(n: int, align: int = HUGE_PAGE, offset: int = 0):
     Give each array of one kernel a different offset (STREAM's OFFSET): arrays at the same
     offset within a 4 KiB page make loads look like they depend on earlier stores to another
     array (4K aliasing), which cost a third of the in-L1 triad bandwidth here."""
-    import numpy as np
-
     raw = np.empty(n * 8 + align + offset, dtype=np.uint8)
     start = (-raw.ctypes.data) % align + offset
     return raw[start:start + n * 8].view(np.float64)
@@ -79,8 +77,6 @@ def thread_blocks(n: int, threads: int):
 
     The same bounds serve the parallel first touch and every kernel, so each thread works on
     the pages it faulted in (on a NUMA machine, memory on its own node)."""
-    import numpy as np
-
     bounds = [(n * t // threads) // 8 * 8 for t in range(threads)] + [n]
     return np.array(bounds, dtype=np.int64)
 
@@ -104,8 +100,6 @@ def numpy_stream_kernels(l2_bytes: int | None = None) -> dict:
     both passes while the block of `a` is still cached, so memory sees one pass: the single-
     pass STREAM triad, with STREAM's 3 x 8 x N. (Python's per-block loop costs a few percent.)
     """
-    import numpy as np
-
     block = numpy_triad_block(l2_bytes)
 
     def stream_copy(a, b, c, scalar, bounds):
@@ -232,8 +226,6 @@ def stream_expected(op: str) -> dict[str, float]:
 
 def stream(params: dict, ctx: Context) -> Workload:
     """probe.stream: one STREAM op over arrays past the caches."""
-    import numpy as np
-
     impl, op = params["impl"], params["op"]
     threads = max(1, ctx.threads)
     if impl == "numpy" and threads > 1:

@@ -12,6 +12,8 @@ import functools
 import math
 import os
 
+import numpy as np
+
 from harness.core import system
 from harness.core.registry import Kind, Param
 from harness.core.workload import Context, Skip, Workload
@@ -94,8 +96,6 @@ def numba_sweep_kernels() -> dict:
 
 def sweep(params: dict, ctx: Context) -> Workload:
     """probe.sweep: one op at one working-set size, all ctx.threads threads."""
-    import numpy as np
-
     op = params["op"]
     threads = max(1, ctx.threads)
     total_bytes = int(round(params["kbytes"] * 1024))

@@ -7,6 +7,8 @@ Importing this module does not start torch; build() and repvgg_deploy() do.
     build(name, seed=0) -> torch.nn.Module in eval mode
     input_shape(name, batch=1) -> (batch, 3, 224, 224)
     repvgg_deploy(model) -> the fused deploy form of a training-form RepVGG
+
+torch and the networks (kernels/zoo_nets.py) are imported inside functions (deferred on purpose).
 """
 from __future__ import annotations
 

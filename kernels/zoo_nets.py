@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 # --- ResNet (He et al. 2016; torchvision.models.resnet, V1.5: stride on the 3x3) ---
 
 class BasicBlock(nn.Module):

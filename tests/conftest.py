@@ -1,18 +1,11 @@
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/support.py for every test folder
 
-
-def harness_cli(*args, cwd=None, timeout=120):
-    """Runs `python -m harness.cli ARGS` and returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "harness.commands.cli", *map(str, args)], cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+from support import ROOT, harness_cli  # noqa: E402,F401
 
 
 @pytest.fixture

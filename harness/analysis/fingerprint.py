@@ -7,6 +7,9 @@ FLOPs/cycle come from the table below (FMA pipes x lanes x 2), written out per
 microarchitecture because vector width alone misleads: Zen 4 and Zen 5 mobile parts
 run a 512-bit FMA as two 256-bit halves, so AVX-512 there peaks no higher than AVX2.
 Every peak says where its GHz came from; the probes measure the real figures.
+
+threadpoolctl and torch are imported inside functions (deferred on purpose: the fingerprint must not
+start CUDA or thread pools a worker sizes later).
 """
 from __future__ import annotations
 
@@ -14,6 +17,9 @@ import importlib.metadata
 import os
 import platform
 import re
+
+import numpy
+import psutil
 
 from harness.core import conditions, isa, system
 from harness.core.store import slug
@@ -73,7 +79,12 @@ def detect_uarch(vendor: str, family: int | None, model: int | None, flags: set[
         client = {0x7D: "icelake-client", 0x7E: "icelake-client", 0x8C: "icelake-client",
                   0x8D: "icelake-client", 0x4E: "skylake-client", 0x5E: "skylake-client",
                   0x8E: "skylake-client", 0x9E: "skylake-client", 0x3C: "haswell", 0x3F: "haswell"}
-        return server.get(model) or client.get(model)
+        found = server.get(model) or client.get(model)
+        if found is None and "amx_tile" in flags:
+            # A hypervisor may report another model number; AMX exists only on Sapphire
+            # Rapids and its successors, which all have two 512-bit FMA pipes per core.
+            return "sapphire-rapids"
+        return found
     return None
 
 
@@ -101,7 +112,6 @@ def _versions() -> dict:
 
 
 def blas_info() -> list[dict]:
-    import numpy  # noqa: F401  (threadpoolctl sees only libraries already loaded)
     from threadpoolctl import threadpool_info
 
     keep = ("internal_api", "version", "architecture", "threading_layer", "num_threads", "prefix")
@@ -125,8 +135,6 @@ def gpus() -> list[dict]:
 
 
 def fingerprint(with_gpu: bool = True) -> dict:
-    import psutil
-
     cpuinfo = system.cpuinfo_fields()
     flags = set((cpuinfo.get("flags") or cpuinfo.get("Features") or "").split())
     vendor = cpuinfo.get("vendor_id") or cpuinfo.get("CPU implementer") or platform.processor()

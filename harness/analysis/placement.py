@@ -24,6 +24,8 @@ from harness.core.records import Placement, Record
 
 # Efficiency this far above 100% needs an explanation (below it, timing noise covers it).
 ABOVE_ROOF = 1.05
+# Probes that are also ops worth placing: a BLAS GEMM against the FMA peak.
+PLACED_PROBES = ("probe.gemm",)
 
 
 @dataclass
@@ -112,8 +114,10 @@ def _explain(eff: float, bound: str, roof: Roof, record: Record, snap: Snapshot,
 
 def place(record: Record, snap: Snapshot) -> Placement | None:
     """The record's place on the roofline, or None for a record that is not a placeable op."""
-    if not record.measured or record.kind.startswith("probe.") or record.cost is None or not record.cost.placeable:
+    if not record.measured or record.cost is None or not record.cost.placeable:
         return None
+    if record.kind.startswith("probe.") and record.kind not in PLACED_PROBES:
+        return None  # a probe measures a ceiling: judging it against the roof is circular
     measured_s = record.timing.median
     if not measured_s > 0:
         return None

@@ -1,5 +1,7 @@
 """A fit of the roof min(I x B, P) to measured (intensity, FLOP/s) points: the upper
 envelope by quantile regression in log space, with bootstrap intervals (see fit_roofline).
+
+scipy is imported inside functions (deferred on purpose: only a fit needs it).
 """
 from __future__ import annotations
 

@@ -16,8 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.analysis.profile import (RECENT_RUNS, Ceiling, CeilingMeasurement, DeviceProfile, MEMORY_LEVELS,
-                                      PROFILE)
+from harness.analysis.profile import MEMORY_LEVELS, PROFILE, RECENT_RUNS, CeilingMeasurement, DeviceProfile
 from harness.core import conditions, system
 from harness.core.errors import UsageError
 

@@ -11,8 +11,7 @@ import argparse
 import signal
 import sys
 
-from harness.commands import (compare, conv, device, export, kinds, model, probe, profile, report, run,
-                              throttle)
+from harness.commands import compare, conv, device, export, kinds, model, probe, profile, report, run, throttle
 from harness.core.errors import UsageError
 
 # name -> module: the order `harness --help` lists them in.

@@ -3,6 +3,9 @@ machine's state is (read, never changed).
 
 Thread pools (OpenMP, OpenBLAS, MKL, Numba) read their size once, when the library
 starts, so the environment below must be in place before numpy/torch/numba import.
+
+torch and numba are imported inside functions, and only when a case already started them
+(deferred on purpose: the worker must not start a library a case does not use).
 """
 from __future__ import annotations
 
@@ -14,9 +17,8 @@ import time
 
 import psutil
 
-from harness.core import system
+from harness.core import registry, system
 from harness.core.records import Load
-
 
 
 def thread_env(threads: int) -> dict[str, str]:
@@ -114,8 +116,6 @@ def clock_ghz(seconds: float = 0.01) -> float | None:
     """The core clock right now, from a dependent add chain (kernels/frequency.py): the OS
     figure is missing or wrong in most VMs. Read right after the timed region, while the core
     is still in the state the work left it in. None where the chain cannot be built."""
-    from harness.core import registry
-
     try:
         return registry.clock_reader()(seconds=seconds, sample_adds=500_000)
     except Exception:  # no JIT on this platform: the clock is then unknown, never guessed

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.core.errors import UsageError
+from harness.core.stats import summarize
 
 SCHEMA_VERSION = 2
 STATUSES = ("ok", "suspect", "failed", "skipped")
@@ -439,10 +441,6 @@ def pooled(records: list[Record]) -> Record:
     are kept in timing.per_process. Faults are summed over all iterations; FLOP/s and B/s
     follow the pooled median, other numeric metrics are the median over processes. A
     failure in any process fails the case; a suspect process makes the case suspect."""
-    import statistics
-
-    from harness.core.stats import summarize
-
     bad = [r for r in records if not r.measured]
     if bad:
         first = bad[0]
@@ -481,8 +479,6 @@ def layer(parent: Record, *, name: str, op: str, index: int, samples: list[float
           info: dict, method: str) -> Record:
     """One layer of a model profiled by a `layers.*` case: its own samples (one per profiled
     run), its cost, and the parent case's identity."""
-    from harness.core.stats import summarize
-
     framework = parent.kind.split(".", 1)[-1]  # layers.torch -> layer.torch
     timing = Timing(**summarize(samples), samples=list(samples), method=method)
     metrics = {}

@@ -18,6 +18,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from harness.core.errors import UsageError
 from harness.core.records import SCHEMA_VERSION, Manifest, Record
 
@@ -144,8 +146,6 @@ def load_records(path: str | Path) -> list[Record]:
 def load_run(path: str | Path):
     """One run as a pandas DataFrame, one row per record, nested fields joined with '.'
     (timing.median, cost.flops, roofline.efficiency, ...); samples stay lists in one column."""
-    import pandas as pd
-
     records = load_records(path)
     if not records:
         return pd.DataFrame()

@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 SYS_CPU = Path("/sys/devices/system/cpu")
 PROC = Path("/proc")
 # When sysfs reports no cache at all, STREAM-style sizing still needs a last-level cache
@@ -236,8 +238,6 @@ def cgroup_room() -> int | None:
 def available_memory() -> int:
     """Bytes that can be allocated without swapping or hitting a cgroup limit: the smaller of
     the kernel's MemAvailable and the cgroup's remaining room."""
-    import psutil
-
     room = psutil.virtual_memory().available
     cgroup = cgroup_room()
     return min(room, cgroup) if cgroup is not None else room
@@ -292,8 +292,6 @@ def page_info(array) -> dict:
 
 
 def rss_bytes() -> int:
-    import psutil
-
     return psutil.Process().memory_info().rss
 
 

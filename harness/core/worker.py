@@ -24,6 +24,16 @@ from harness.core.timing import measure
 from harness.core.workload import Context, Skip, Workload
 
 
+def describe_failure(exc: BaseException) -> str:
+    """The reason a case failed, in words: an allocation that failed says so first."""
+    text = f"{type(exc).__name__}: {exc}"
+    lowered = text.lower()
+    if isinstance(exc, MemoryError) or "can't allocate memory" in lowered or "cannot allocate memory" in lowered \
+            or "out of memory" in lowered or "bad_alloc" in lowered:
+        return f"out of memory: {text}"
+    return text
+
+
 def derived_metrics(workload: Workload, median_s: float) -> dict:
     metrics = {}
     if workload.flops is not None and median_s > 0:
@@ -83,7 +93,7 @@ def run_case(case: Case, affinity: list[int]) -> list[Record]:
     except Skip as exc:
         out = [records.skipped(identity, str(exc), started_at=started, worker_pid=os.getpid())]
     except Exception as exc:  # the case failed; the worker and the run go on
-        out = [records.failed(identity, f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8),
+        out = [records.failed(identity, describe_failure(exc), traceback=traceback.format_exc(limit=8),
                               info=workload.info if workload is not None else None, started_at=started,
                               worker_pid=os.getpid())]
     finally:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from harness.core.records import Cost
 
 
@@ -95,8 +97,6 @@ class Skip(Exception):
 
 def prefault(array) -> None:
     """Write to every page of a writable NumPy array so the timed region takes no first-touch faults."""
-    import numpy as np
-
     flat = array.reshape(-1).view(np.uint8)
     flat[::4096] = 0  # one write per 4 KiB page: call on a fresh np.empty buffer before filling it
     flat[-1:] = 0

@@ -24,6 +24,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from harness.cost.ops import OpCost, dtype_bytes
 
 CONTRACTIONS = ("conv", "linear", "matmul")
@@ -118,8 +120,6 @@ class ModelCost:
 
     def table(self):
         """The per-layer table as a pandas DataFrame, in execution order."""
-        import pandas as pd
-
         return pd.DataFrame([l.row() for l in self.layers])
 
     def summary(self) -> dict:

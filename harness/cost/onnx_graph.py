@@ -8,17 +8,18 @@ heavy and only model commands need it).
 """
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from harness.core.errors import UsageError
-from harness.cost.model import LayerCost, ModelCost, data_cost, moved_to, summarise_unknown, with_changes
-from harness.cost.ops import (
-    CostError, OpCost, batchnorm_cost, concat_cost, conv2d_cost, dtype_bytes,
-    eltwise_cost, layernorm_cost, linear_cost, matmul_cost, pool2d_cost, softmax_cost, UNARY_FLOPS,
-    adaptive_pool_cost, conv2d_cost_padded, pair2, pairs, window_pool_cost,
-)
+from harness.cost.model import LayerCost, ModelCost, moved_to, summarise_unknown, with_changes
+from harness.cost.ops import (UNARY_FLOPS, CostError, OpCost, batchnorm_cost, concat_cost, conv2d_cost,
+                              conv2d_cost_padded, conv_transpose2d_cost, dtype_bytes, eltwise_cost, layernorm_cost,
+                              linear_cost, matmul_cost, pool2d_cost, softmax_cost, window_pool_cost)
 
 ONNX_UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "LeakyRelu": "leaky_relu",
               "HardSigmoid": "hardsigmoid", "HardSwish": "hardswish", "Gelu": "gelu", "Erf": "erf",
@@ -137,7 +138,6 @@ class _OnnxGraph:
     """Shapes, element types and constant-ness of every value in an inferred ONNX graph."""
 
     def __init__(self, model):
-        import numpy as np
         from onnx import helper, numpy_helper
 
         self.shapes: dict[str, tuple] = {}
@@ -351,7 +351,6 @@ def _const_scalar(inputs, index, attrs, name, constants):
     if name in attrs:
         return float(attrs[name])
     if len(inputs) > index and inputs[index] and isinstance(constants, dict) and inputs[index] in constants:
-        import numpy as np
         from onnx import numpy_helper
 
         return float(np.asarray(numpy_helper.to_array(constants[inputs[index]])).reshape(-1)[0])
@@ -373,7 +372,6 @@ def onnx_model_cost(path_or_model, input_shapes: dict | str | None = None) -> Mo
     """The cost of one run of an ONNX graph: shapes from onnx.shape_inference (inputs fixed
     to `input_shapes`, e.g. {'input': (1, 3, 224, 224)} or 'input=1x3x224x224'), the cost
     model per node. UsageError for a missing file, a non-ONNX file, or dynamic dims not given."""
-    import numpy as np
     import onnx
 
     if isinstance(path_or_model, (str, Path)):

@@ -62,8 +62,8 @@ Errors
 """
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, field
 from numbers import Integral
 

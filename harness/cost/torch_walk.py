@@ -31,18 +31,15 @@ torch is imported inside functions (deferred on purpose: validating a suite must
 """
 from __future__ import annotations
 
-import math
 import time
+import weakref
 from collections import Counter
 
 from harness.core import registry
-from harness.cost.model import (CATEGORIES, LayerCost, ModelCost, data_cost, moved_to,
-                                summarise_unknown, with_changes)
-from harness.cost.ops import (
-    CostError, OpCost, batchnorm_cost, concat_cost, conv2d_cost, conv_transpose2d_cost, dtype_bytes,
-    eltwise_cost, layernorm_cost, linear_cost, matmul_cost, pool2d_cost, softmax_cost, UNARY_FLOPS,
-    adaptive_pool_cost, conv2d_cost_padded, pair2, pairs, window_pool_cost,
-)
+from harness.cost.model import LayerCost, ModelCost, data_cost, moved_to, summarise_unknown, with_changes
+from harness.cost.ops import (CostError, OpCost, adaptive_pool_cost, batchnorm_cost, concat_cost, conv2d_cost,
+                              conv2d_cost_padded, conv_transpose2d_cost, eltwise_cost, layernorm_cost, linear_cost,
+                              matmul_cost, pair2, pairs, pool2d_cost, softmax_cost, window_pool_cost)
 
 # Calls that return no tensor (x.shape, x.dim(), x.size()) are metadata and never rows.
 VIEW_OPS = {"view", "reshape", "flatten", "unflatten", "transpose", "permute", "contiguous", "chunk", "split",
@@ -381,8 +378,6 @@ class _LiveBytes:
         self.peak = 0
 
     def track(self, t) -> None:
-        import weakref
-
         ptr = _storage_ptr(t)
         if ptr in self.exclude or ptr == 0:
             return

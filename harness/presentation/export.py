@@ -11,6 +11,9 @@ pytest-benchmark
          iqr, outliers, ops ... mean exactly what they mean there. Each sample is a time
          per call over `iterations` (our inner-loop count) calls, as in pytest-benchmark.
          Only ok records with samples are written: pytest-benchmark has no failed entries.
+
+pytest-benchmark and pyarrow are imported inside functions (deferred on purpose: only their
+formats need them).
 """
 from __future__ import annotations
 

@@ -8,19 +8,20 @@ display is needed and no global state is left behind.
 
 Axes are in decimal SI units (1 GFLOP/s = 1e9 FLOP/s, 1 GB/s = 1e9 bytes/s); intensity is
 FLOPs per byte.
+
+matplotlib is imported inside functions (deferred on purpose: commands that draw nothing start faster).
 """
 from __future__ import annotations
 
 import json
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from harness.presentation.text import fmt_time
-
 
 # Bound markers: the shape says which side of the ridge a point is on.
 BOUND_MARKERS = {"compute": "o", "memory": "^", "unknown": "s"}
@@ -84,8 +85,6 @@ def _column(df, names):
 
 def _as_frame(data):
     """A DataFrame from a DataFrame, a list of records (typed or JSON), or None."""
-    import pandas as pd
-
     if data is None:
         return pd.DataFrame()
     if isinstance(data, pd.DataFrame):
@@ -225,8 +224,6 @@ def throttle_heatmap(table, path, title: str = "Core clock by busy cores and ISA
 
 def _scaling_groups(df) -> dict:
     """(label) -> sorted [(threads, rate)] for records that differ only in threads."""
-    import pandas as pd
-
     groups: dict[tuple, dict] = {}
     param_cols = [c for c in df.columns if c.startswith("params.")]
     for _, row in df.iterrows():
@@ -260,8 +257,6 @@ def _present(value) -> bool:
     if isinstance(value, (list, dict)):
         return True
     try:
-        import pandas as pd
-
         return not pd.isna(value)
     except (TypeError, ValueError):
         return True

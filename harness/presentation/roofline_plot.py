@@ -3,6 +3,8 @@ were placed against (the run's frozen snapshot at that thread count), so the plo
 table and the record never disagree.
 
 Axes in decimal SI (1 GFLOP/s = 1e9 FLOP/s); intensity in FLOPs per byte.
+
+matplotlib is imported inside functions (deferred on purpose, as in plots.py).
 """
 from __future__ import annotations
 
@@ -108,10 +110,14 @@ def roofline_plot(panels: list[Panel], path, title: str = "Roofline", fit: bool 
     families = sorted({kind_family(pt["kind"]) for p in panels for pt in p.points})
     colours = family_colours(families)
     height = 0.82 / n
+    fits = []
     for i, panel in enumerate(panels):
         bottom = 0.08 + (n - 1 - i) * (0.9 / n)
         ax = fig.add_axes([0.08, bottom, 0.62, height - 0.06 / n])
-        _draw_panel(fig, ax, panel, colours, fit, f"{title}: {panel.title}")
+        handle = _draw_panel(fig, ax, panel, colours, fit, f"{title}: {panel.title}")
+        if handle is not None:
+            handle.set_label(f"{panel.title}: {handle.get_label()}")
+            fits.append(handle)
     handles = [Line2D([], [], linestyle="", marker="o", markerfacecolor=colours[f], markeredgecolor="black",
                       markersize=7, label=f) for f in families]
     shapes = {"compute": "compute-bound", "memory": "memory-bound", "unknown": "bound unknown"}
@@ -120,13 +126,14 @@ def roofline_plot(panels: list[Panel], path, title: str = "Roofline", fit: bool 
                 for b, m in BOUND_MARKERS.items() if b in bounds]
     handles += [Line2D([], [], color="#555555", label="measured ceiling"),
                 Line2D([], [], color="#555555", linestyle="--", label="BLAS GEMM / nominal (datasheet)"),
-                Line2D([], [], linestyle="", marker="D", color="#d62728", label="ridge point")]
+                Line2D([], [], linestyle="", marker="D", color="#d62728", label="ridge point"), *fits]
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.715, 0.95), fontsize=8, frameon=False,
                title="kind (colour), bound (shape), lines", title_fontsize=8, alignment="left")
     return save(fig, path)
 
 
-def _draw_panel(fig, ax, panel: Panel, colours: dict, fit: bool, title: str) -> None:
+def _draw_panel(fig, ax, panel: Panel, colours: dict, fit: bool, title: str):
+    """Draws one panel; returns the legend handle of its fitted roof, if one was drawn."""
     px = np.array([p["intensity"] for p in panel.points], dtype=float)
     py = np.array([p["flops_per_s"] for p in panel.points], dtype=float)
     compute = [l for l in panel.lines if l.kind == "compute"]
@@ -175,9 +182,11 @@ def _draw_panel(fig, ax, panel: Panel, colours: dict, fit: bool, title: str) -> 
         ax.scatter([point["intensity"]], [point["flops_per_s"] / 1e9], c=[colours[kind_family(point["kind"])]],
                    marker=BOUND_MARKERS[bound_key(point["bound"])], s=42, edgecolors="black", linewidths=0.5,
                    zorder=4, alpha=0.9)
+    handle = None
     if fit and px.size >= 8 and np.unique(px).size >= 2:
-        _draw_fit(ax, px, py, xmin, xmax, ridge)
+        handle = _draw_fit(ax, px, py, xmin, xmax, ridge)
     _place_labels(fig, ax, labels)
+    return handle
 
 
 def _draw_fit(ax, px, py, xmin, xmax, ridge):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from harness.analysis.profile import Ceiling, CeilingMeasurement, DeviceProfile, MEMORY_LEVELS
+from harness.analysis.profile import MEMORY_LEVELS, Ceiling, CeilingMeasurement, DeviceProfile
 from harness.analysis.snapshot import Snapshot
 from harness.presentation.text import fmt_pct, fmt_si, format_table
 

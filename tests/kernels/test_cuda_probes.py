@@ -12,7 +12,7 @@ import pytest
 from harness.core.workload import Context, Skip
 from kernels import cuda_probes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CTX = Context("cuda-probe-test", 1, [0])
 
 # one case per code path that reaches a GPU check
@@ -66,7 +66,7 @@ def test_factories_skip_without_gpu(name, given):
 def test_kernels_under_cuda_simulator():
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(ROOT))
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/cudasim_kernels.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/kernels/cudasim_kernels.py"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout.splitlines()[-1]

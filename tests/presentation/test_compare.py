@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
+from harness.commands.cli import main as harness_main
 from harness.presentation import compare
 from harness.core.errors import UsageError
-from test_report import make_record, write_run
+from synthetic_runs import make_record, write_run
 
 RNG = np.random.default_rng(42)
 BASE = (1e-3 * (1 + 0.01 * RNG.standard_normal(60))).tolist()
@@ -66,14 +67,14 @@ def test_verdict_thresholds():
 def test_compare_command_writes_table_plot_and_files(tmp_path, capsys):
     a, b = two_runs(tmp_path)
     out = tmp_path / "cmp"
-    assert compare.main([str(a), str(b), "--out", str(out)]) == 0
+    assert harness_main(["compare", str(a), str(b), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "slow[t=1]" in printed and "slower" in printed
     for name in ("comparison.html", "comparison.md", "comparison.csv", "comparison.png", "comparison.svg"):
         assert (out / name).stat().st_size > 0
     assert "data:image/png;base64," in (out / "comparison.html").read_text()
     # default folder: results/comparisons/<runs>
-    assert compare.main([str(a), str(b)]) == 0
+    assert harness_main(["compare", str(a), str(b)]) == 0
     assert (tmp_path / "comparisons" / f"{a.name}--{b.name}" / "comparison.html").exists()
 
 
@@ -83,6 +84,6 @@ def test_compare_bad_inputs(tmp_path, capsys):
         compare.compare_runs([a])
     with pytest.raises(UsageError):
         compare.compare_runs([a, tmp_path / "missing"])
-    assert compare.main([str(a)]) == 2
-    assert compare.main([str(a), str(tmp_path / "missing")]) == 2
+    assert harness_main(["compare", str(a)]) == 2
+    assert harness_main(["compare", str(a), str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.startswith("error: ")

@@ -5,10 +5,10 @@ import re
 import pytest
 
 from harness.core.workload import Context, Skip
-from kernels import fma
+from kernels import fma, jit
 
-X86 = fma.host_arch() == "x86_64"
-LEVELS = fma.supported_levels()
+X86 = jit.host_arch() == "x86_64"
+LEVELS = jit.supported_levels()
 CPUS = sorted(os.sched_getaffinity(0))
 
 
@@ -69,7 +69,7 @@ def test_sse_uses_xmm_only(dtype):
     asm = fma.fma_assembly("sse", dtype)
     body = loop_body(asm)
     suffix = "ps" if dtype == "float32" else "pd"
-    if fma.has_fma_instruction("sse"):
+    if jit.has_fma_instruction("sse"):
         ops = [x for x in body if x.startswith("vfmadd")]
         assert len(ops) == fma.accumulators("sse")
     else:
@@ -87,7 +87,7 @@ def test_scalar_has_no_packed_ops(dtype):
     suffix = "ss" if dtype == "float32" else "sd"
     arith = [x for x in body if re.match(r"v?(fmadd|fmsub|mul|add|sub)\w*\s+%[xyz]mm", x)]
     assert arith and all(x.split()[0].endswith(suffix) for x in arith)
-    if fma.has_fma_instruction("scalar"):
+    if jit.has_fma_instruction("scalar"):
         assert sum(x.startswith("vfmadd") for x in arith) == fma.accumulators("scalar")
     assert not re.search(r"\b\w+p[sd]\b", asm), "packed instruction in the scalar kernel"
     assert "%ymm" not in asm and "%zmm" not in asm
@@ -96,7 +96,7 @@ def test_scalar_has_no_packed_ops(dtype):
 def test_level_features_switch_wider_extensions_off():
     if not X86:
         pytest.skip("x86 feature names")
-    feats = fma.level_features("sse").split(",")
+    feats = jit.level_features("sse").split(",")
     assert "-avx2" in feats and "-avx512f" in feats
     # switch-offs come after switch-ons, so a feature implying avx2 cannot re-enable it
     first_off = min(i for i, f in enumerate(feats) if f.startswith("-"))
@@ -145,8 +145,8 @@ def test_missing_level_raises_skip():
 
 
 def test_best_is_the_widest_level():
-    assert fma.resolve_isa("best") == LEVELS[-1]
-    if X86 and fma.host_features().get("avx512f"):
+    assert jit.resolve_isa("best") == LEVELS[-1]
+    if X86 and jit.host_features().get("avx512f"):
         assert LEVELS[-1] == "avx512"
 
 

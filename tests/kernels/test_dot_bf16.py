@@ -2,9 +2,9 @@
 import pytest
 
 from harness.core.workload import Context, Skip
-from kernels import dot_bf16, fma
+from kernels import dot_bf16, fma, jit
 
-HAS_BF16 = bool(fma.host_features().get("avx512bf16"))
+HAS_BF16 = bool(jit.host_features().get("avx512bf16"))
 needs_bf16 = pytest.mark.skipif(not HAS_BF16, reason="this CPU has no AVX512-BF16")
 
 
@@ -41,7 +41,7 @@ def test_a_skipped_step_fails_the_check():
 
 
 def test_without_avx512_bf16_the_probe_is_a_skip(monkeypatch):
-    monkeypatch.setattr(fma, "host_features", lambda: {})
+    monkeypatch.setattr(dot_bf16, "host_features", lambda: {})
     monkeypatch.setattr(dot_bf16, "_compiled", None)
     with pytest.raises(Skip, match="AVX512-BF16"):
         dot_bf16.bf16_dot({"iterations": 1}, Context("t", 1, [0]))

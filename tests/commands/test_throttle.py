@@ -1,4 +1,7 @@
-from harness.analysis.throttle import format_throttle_table, throttle_suite, throttle_table
+from support import record
+from harness.analysis.throttle import throttle_table
+from harness.commands.throttle import throttle_suite
+from harness.presentation.tables import format_throttle_table
 
 
 def test_throttle_suite_has_one_case_per_cores_and_level():
@@ -8,9 +11,11 @@ def test_throttle_suite_has_one_case_per_cores_and_level():
 
 
 def test_throttle_table_is_shaped_like_the_documents():
-    records = [{"kind": "probe.throttle", "status": "ok", "threads": k, "params": {"isa": isa},
-                "metrics": {"ghz": ghz}}
-               for k, isa, ghz in [(1, "none", 4.5), (1, "avx512", 3.7), (2, "none", 4.2), (2, "avx512", 3.5)]]
+    records = []
+    for k, isa, ghz in [(1, "none", 4.5), (1, "avx512", 3.7), (2, "none", 4.2), (2, "avx512", 3.5)]:
+        r = record("probe.throttle", {"isa": isa}, k, case_id=f"throttle-{isa}[t={k}]")
+        r.metrics = {"ghz": ghz, "ghz_per_core": [ghz] * k}
+        records.append(r)
     table = throttle_table(records)
     assert list(table.columns) == ["none", "avx512"] and list(table.index) == [1, 2]
     assert table.loc[2, "avx512"] == 3500
@@ -19,7 +24,7 @@ def test_throttle_table_is_shaped_like_the_documents():
 
 
 def test_throttle_command_end_to_end_and_bad_flags(tmp_path):
-    from conftest import harness_cli
+    from support import harness_cli
 
     out = harness_cli("throttle", "--isa", "none", "--max-cores", "1", "--seconds", "0.05", "--budget", "0.05",
                       "--results", tmp_path, "--no-progress")
@@ -33,7 +38,7 @@ def test_throttle_command_end_to_end_and_bad_flags(tmp_path):
 
 def test_a_throttle_cell_without_clock_samples_is_an_error_not_nan():
     import pytest
-    from kernels.frequency import throttle_sample
+    from kernels.throttle import throttle_sample
 
     with pytest.raises(RuntimeError, match="no clock sample"):
         throttle_sample("none", "float32", [0], seconds=0.0)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, harness_cli
+from support import ROOT, harness_cli
 from harness.core.store import RunStore, find_runs, load_manifest, load_run
 from harness.core.suite import parse_suite
 from harness.core.runner import run_cases
@@ -19,7 +19,7 @@ def _run(tmp_path, text):
     store = RunStore.create(tmp_path, "dev", "test")
     records = run_cases(suite.cases, store)
     store.close()
-    return store, {r["case_id"]: r for r in records}
+    return store, {r.case_id: r for r in records}
 
 
 def test_crash_exception_and_hang_become_failed_records_and_the_run_completes(tmp_path):
@@ -31,14 +31,14 @@ cases:
   - {id: hangs, kind: diagnostic.hang, timeout: 2}
   - {id: after, kind: diagnostic.sleep, params: {seconds: 0.0001}}
 """)
-    assert by_id["before[t=1]"]["status"] == "ok"
-    assert by_id["after[t=1]"]["status"] == "ok"
-    assert by_id["abort[t=1]"]["status"] == "failed"
-    assert "SIGABRT" in by_id["abort[t=1]"]["error"]
-    assert by_id["raises[t=1]"]["status"] == "failed"
-    assert "raised on purpose" in by_id["raises[t=1]"]["error"]
-    assert by_id["hangs[t=1]"]["status"] == "failed"
-    assert "timed out after 2 s" in by_id["hangs[t=1]"]["error"]
+    assert by_id["before[t=1]"].status == "ok"
+    assert by_id["after[t=1]"].status == "ok"
+    assert by_id["abort[t=1]"].status == "failed"
+    assert "SIGABRT" in by_id["abort[t=1]"].error
+    assert by_id["raises[t=1]"].status == "failed"
+    assert "raised on purpose" in by_id["raises[t=1]"].error
+    assert by_id["hangs[t=1]"].status == "failed"
+    assert "timed out after 2 s" in by_id["hangs[t=1]"].error
     df = load_run(store.path)
     assert len(df) == 5 and set(df["status"]) == {"ok", "failed"}
 
@@ -49,9 +49,9 @@ cases:
   - {id: big, kind: diagnostic.allocate, params: {gbytes: 4}, memory_limit_gb: 1.5}
   - {id: ok, kind: diagnostic.empty, memory_limit_gb: 1.5}
 """)
-    assert by_id["big[t=1]"]["status"] == "failed"
-    assert "MemoryError" in by_id["big[t=1]"]["error"]
-    assert by_id["ok[t=1]"]["status"] == "ok"
+    assert by_id["big[t=1]"].status == "failed"
+    assert "MemoryError" in by_id["big[t=1]"].error
+    assert by_id["ok[t=1]"].status == "ok"
 
 
 def test_affinity_and_threads_are_applied_in_the_worker(tmp_path):
@@ -60,19 +60,20 @@ cases:
   - {id: mm, kind: numpy.matmul, params: {n: 64}, threads: 1, cpus: [0]}
 """)
     r = by_id["mm[t=1]"]
-    assert r["affinity"] == [0]
-    assert r["conditions"]["library_threads"]["blas_threads"]["openblas"] == 1
+    assert r.affinity == [0]
+    assert r.conditions.library_threads["blas_threads"]["openblas"] == 1
 
 
 def test_record_schema(tmp_path):
-    _, by_id = _run(tmp_path, FAST + "cases:\n  - {id: mm, kind: numpy.matmul, params: {n: 64}}\n")
-    r = by_id["mm[t=1]"]
-    for key in ("schema_version", "run_id", "case_id", "kind", "params", "threads", "affinity",
-                "status", "cost", "timing", "faults", "metrics", "conditions", "warnings", "info"):
+    store, by_id = _run(tmp_path, FAST + "cases:\n  - {id: mm, kind: numpy.matmul, params: {n: 64}}\n")
+    r = json.loads((store.path / "records.jsonl").read_text().splitlines()[0])
+    for key in ("schema_version", "run_id", "case_id", "kind", "params", "threads", "affinity", "attempt",
+                "status", "cost", "timing", "faults", "metrics", "conditions", "warnings", "suspect_reasons", "info"):
         assert key in r, key
     for key in ("n", "median", "min", "p10", "p90", "iqr", "mean", "stdev", "cv", "ci95_low",
                 "ci95_high", "outliers", "samples", "warmup_iterations", "timer_overhead_s", "number"):
         assert key in r["timing"], key
+    assert r["schema_version"] == 2
     assert r["cost"]["flops"] == 2 * 64**3
     assert r["metrics"]["flops_per_s"] == r["cost"]["flops"] / r["timing"]["median"]
 
@@ -83,13 +84,13 @@ cases:
   - {id: pf, kind: memory.page_faults, params: {mbytes: 4}, matrix: {mode: [fresh, pool]}}
 """)
     fresh, pool = by_id["pf[mode=fresh,t=1]"], by_id["pf[mode=pool,t=1]"]
-    pages = fresh["info"]["pages_4k"]
+    pages = fresh.info["pages_4k"]
     # One first-touch fault per 4 KiB page of the fresh buffer: an anonymous mmap without
     # MADV_HUGEPAGE gets 4 KiB pages unless transparent huge pages are "always" on.
     thp = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
     expected = pages / 512 if "[always]" in thp else pages
-    assert fresh["faults"]["minor_per_call"] >= 0.9 * expected
-    assert pool["faults"]["minor_per_call"] == 0
+    assert fresh.faults.minor_per_call >= 0.9 * expected
+    assert pool.faults.minor_per_call == 0
 
 
 def test_killed_run_keeps_every_finished_record(tmp_path, write_suite):
@@ -100,7 +101,7 @@ cases:
   - {id: forever, kind: diagnostic.hang, timeout: 600}
 """)
     results = tmp_path / "results"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.commands.cli", "run", str(suite), "--results", str(results),
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(suite), "--results", str(results),
                              "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     records = None
@@ -123,7 +124,7 @@ cases:
     df = load_run(run)
     assert sorted(df["case_id"]) == ["one[t=1]", "two[t=1]"]
     assert (df["status"] == "ok").all()
-    assert load_manifest(run)["status"] == "running"  # never marked complete: it was killed
+    assert load_manifest(run).status == "running"  # never marked complete: it was killed
     # The orphaned worker dies with its parent (PR_SET_PDEATHSIG) instead of hanging on a core.
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, f"workers outlived the killed run: {alive}"
@@ -136,7 +137,7 @@ cases:
   - {id: forever, kind: diagnostic.hang, timeout: 600}
 """)
     results = tmp_path / "results"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.commands.cli", "run", str(suite), "--results", str(results),
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(suite), "--results", str(results),
                              "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -151,7 +152,7 @@ cases:
     assert "interrupted: every record finished so far is kept" in err and "Traceback" not in err
     run = find_runs(results)[0]
     assert list(load_run(run)["case_id"]) == ["one[t=1]"]
-    assert load_manifest(run)["status"] == "interrupted"
+    assert load_manifest(run).status == "interrupted"
 
 
 def test_a_case_pooled_over_processes_runs_in_fresh_workers_and_pools_its_samples(tmp_path):
@@ -161,16 +162,16 @@ cases:
   - {id: solo, kind: diagnostic.empty}
 """)
     r = by_id["mm[t=1]"]
-    t = r["timing"]
-    assert r["status"] == "ok" and t["processes"] == 3 and len(t["process_medians"]) == 3
-    assert len(set(r["worker_pid"])) == 3  # three fresh processes
-    assert t["n"] == len(t["samples"]) >= 3 * 3
+    t = r.timing
+    assert r.measured and t.processes == 3 and len(t.per_process) == 3
+    assert len({p["worker_pid"] for p in t.per_process}) == 3  # three fresh processes
+    assert t.n == len(t.samples) >= 3 * 3
     import numpy as np
-    assert t["median"] == np.median(t["samples"])
-    assert r["metrics"]["flops_per_s"] == r["cost"]["flops"] / t["median"]
-    assert by_id["solo[t=1]"]["status"] == "ok"
+    assert t.median == np.median(t.samples)
+    assert r.metrics["flops_per_s"] == r.cost.flops / t.median
+    assert by_id["solo[t=1]"].status == "ok"
 
 
 def test_a_pooled_case_fails_when_any_process_fails(tmp_path):
     _, by_id = _run(tmp_path, FAST + "cases:\n  - {id: c, kind: diagnostic.crash, processes: 2}\n")
-    assert by_id["c[t=1]"]["status"] == "failed" and by_id["c[t=1]"]["error"].startswith("process 1 of 2")
+    assert by_id["c[t=1]"].status == "failed" and by_id["c[t=1]"].error.startswith("process 1 of 2")

@@ -1,4 +1,5 @@
 from harness.analysis import fingerprint as fp
+from harness.core import isa
 
 
 def test_flops_per_cycle_table():
@@ -17,13 +18,16 @@ def test_uarch_detection():
     assert fp.detect_uarch("AuthenticAMD", 0x19, 0x21, set()) == "zen3"
     assert fp.detect_uarch("GenuineIntel", 6, 0x55, set()) == "skylake-server"
     assert fp.detect_uarch("GenuineIntel", 6, 0x01, set()) is None
+    # A KVM guest of a Sapphire Rapids host that reports another model number: AMX tells.
+    assert fp.detect_uarch("GenuineIntel", 6, 0xA7, {"avx512f", "amx_tile"}) == "sapphire-rapids"
 
 
 def test_isa_levels_grouping():
     flags = {"sse", "sse2", "avx", "avx2", "fma", "avx512f", "avx512bw"}
-    levels = fp.isa_levels(flags)
+    levels = isa.flags_by_level(flags)
     assert levels["avx512"] == ["avx512f", "avx512bw"]
-    assert fp.usable_levels(flags) == ["scalar", "sse", "avx2", "avx512"]
+    assert isa.usable_levels(flags) == ["scalar", "sse", "avx2", "avx512"]
+    assert isa.usable_levels({"fp", "asimd"}) == ["scalar", "neon"]
 
 
 def test_fingerprint_fields():
@@ -31,7 +35,7 @@ def test_fingerprint_fields():
     assert info["cpu"]["physical_cores"] >= 1
     assert all(c["size_bytes"] > 0 for c in info["cpu"]["caches"])
     assert info["versions"]["numpy"]
-    peaks = info["theoretical_peak"]
+    peaks = info["nominal_peak"]
     assert {"float32", "float64"} <= set(peaks) <= {"float32", "float64", "bfloat16"}
     assert peaks["float64"]["flops_per_cycle_per_core"] * 2 == peaks["float32"]["flops_per_cycle_per_core"]
     if "bfloat16" in peaks:  # vdpbf16ps: two bf16 multiply-adds per fp32 lane

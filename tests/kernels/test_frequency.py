@@ -5,7 +5,7 @@ import os
 import pytest
 
 from harness.core.workload import Context
-from kernels import fma, frequency
+from kernels import fma, frequency, jit, throttle
 
 CPUS = sorted(os.sched_getaffinity(0))
 
@@ -24,7 +24,7 @@ def test_chain_returns_expected_sum():
 def test_chain_is_unfoldable_assembly():
     frequency.add_chain()
     asm = frequency._chain[0].assembly()
-    if fma.host_arch() == "x86_64":
+    if jit.host_arch() == "x86_64":
         # 100 register-operand adds into one register, each needing the previous result
         adds = [line.split() for line in asm.splitlines() if line.strip().startswith("addq")]
         assert len(adds) == frequency.UNROLL
@@ -64,6 +64,6 @@ def test_reported_mhz_shape():
 @pytest.mark.parametrize("isa", ["none", "best"])
 def test_throttle_sample(isa):
     cpus = CPUS[:2]
-    ghz = frequency.throttle_sample(isa, "float32", cpus, seconds=0.08)
+    ghz = throttle.throttle_sample(isa, "float32", cpus, seconds=0.08)
     assert len(ghz) == len(cpus)
     assert all(math.isfinite(g) and g > 0 for g in ghz)
