@@ -125,6 +125,17 @@ def allocate(params: dict, ctx: Context) -> Workload:
     return Workload(fn=fn)
 
 
+def noisy(params: dict, ctx: Context) -> Workload:
+    """Calls that alternate between `seconds` and `spread` + 1 times as long: a measurement
+    whose noise passes any sane limit, for testing what the harness does with one."""
+    calls = [0]
+
+    def fn():
+        calls[0] += 1
+        time.sleep(params["seconds"] * (1 + params["spread"] * (calls[0] % 2)))
+    return Workload(fn=fn)
+
+
 KINDS = [
     Kind("numpy.matmul", "kernels.basic:numpy_matmul",
          {"n": Param(int, min=1, max=65536, help="square matrix size"),
@@ -145,6 +156,9 @@ KINDS = [
     Kind("diagnostic.crash", "kernels.basic:crash",
          {"how": Param(str, "abort", choices=("abort", "exception"))}, "a case that crashes"),
     Kind("diagnostic.hang", "kernels.basic:hang", {}, "a case that never returns"),
+    Kind("diagnostic.noisy", "kernels.basic:noisy",
+         {"seconds": Param(float, 0.001, min=0), "spread": Param(float, 2.0, min=0)},
+         "calls that alternate between two durations: a deliberately noisy measurement"),
     Kind("diagnostic.allocate", "kernels.basic:allocate",
          {"gbytes": Param(float, min=0)}, "allocates and frees a block each call"),
 ]

@@ -55,7 +55,7 @@ from kernels.frequency import measure_ghz, time_chain
 from kernels.jit import (Compiled, PinnedThreads, compile_ir, has_fma_instruction, host_arch, host_features,
                          level_features, llvm_binding, resolve_isa, run_pinned, thread_cpus)
 
-ISAS = ("scalar", "sse", "avx2", "avx512", "neon", "best")
+ISAS = (*isa_levels.X86_LEVELS, "neon", "best")  # the levels this kernel is written for
 DTYPES = ("float32", "float64")
 MAX_ITERATIONS_FP32 = 16_000_000  # every fp32 step stays exact below 2**24 steps in all
 _MANTISSA_BITS = {"float32": 24, "float64": 53}

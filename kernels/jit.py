@@ -113,7 +113,7 @@ def supported_levels() -> list[str]:
     arch = host_arch()
     if arch == "x86_64":
         f = host_features()
-        levels = ["scalar", "sse"]
+        levels = list(isa_levels.X86_LEVELS[:2])  # scalar and SSE: every x86-64 CPU
         if f.get("avx2") and f.get("avx"):
             levels.append("avx2")
         if f.get("avx512f"):

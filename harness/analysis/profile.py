@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.analysis import plateaus as plateau_finder
+from harness.core import isa
 from harness.core.errors import UsageError
 from harness.core.records import Record
 
@@ -447,7 +448,7 @@ def health_checks(new: list[CeilingMeasurement], reference: list[Ceiling], ctx: 
 
 def _widest(new, reference, dtype, threads) -> str:
     """The widest ISA level with an FMA figure for dtype at threads (the ridge's peak)."""
-    order = ("scalar", "sse", "avx2", "avx512", "neon", "sve")
+    order = isa.LEVELS
     names = {m.name for m in new if m.kind == "compute" and m.dtype == dtype and m.threads == threads}
     names |= {c.measurement.name for c in reference if c.measurement.kind == "compute"
               and c.measurement.dtype == dtype and c.measurement.threads == threads}

@@ -112,7 +112,7 @@ def other_load(cpus: list[int], interval: float = 0.05) -> Load:
     return Load(per_cpu_percent=busy, own_percent=own_percent, others_percent=others)
 
 
-def clock_ghz(seconds: float = 0.01) -> float | None:
+def clock_ghz(seconds: float = 0.02) -> float | None:
     """The core clock right now, from a dependent add chain (kernels/frequency.py): the OS
     figure is missing or wrong in most VMs. Read right after the timed region, while the core
     is still in the state the work left it in. None where the chain cannot be built."""

@@ -301,12 +301,13 @@ class Record:
 
 def final(records: list[Record]) -> list[Record]:
     """The records a reader reports: the last attempt of each case (a suspect case
-    re-measured in a fresh worker keeps both attempts in the store), in run order."""
-    last = {}
+    re-measured in a fresh worker keeps both attempts in the store), in the order the
+    cases first ran."""
+    last: dict[str, Record] = {}
     for r in records:
         if r.case_id not in last or r.attempt >= last[r.case_id].attempt:
             last[r.case_id] = r
-    return [r for r in records if last[r.case_id] is r]
+    return list(last.values())
 
 
 def migrate_record(data: dict, version: int) -> dict:

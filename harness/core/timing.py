@@ -65,6 +65,8 @@ class TimingPolicy:
 class Measurement:
     timing: Timing
     faults: Faults
+    clock_ghz_before: float | None = None  # the core clock read after warm-up, before the samples
+    clock_ghz_after: float | None = None  # ... and right after them
 
 
 def timer_resolution(clock: Clock = time.perf_counter, reads: int = 2000) -> float:
@@ -148,8 +150,9 @@ def ci_reached(samples: list[float], target: float) -> bool:
 
 
 def measure(workload: Workload, policy: TimingPolicy, cpus: list[int],
-            clock: Clock = time.perf_counter) -> Measurement:
-    """Times `workload.fn` under `policy` on `clock`; returns its timing and faults."""
+            clock: Clock = time.perf_counter, read_clock: Callable[[], float | None] | None = None) -> Measurement:
+    """Times `workload.fn` under `policy` on `clock`; returns its timing and faults, and the core
+    clock `read_clock` gives after warm-up and after the samples (the clock the work ran at)."""
     sample = sampler(workload, clock)
     resolution = timer_resolution(clock)
     overhead = timer_overhead(clock)
@@ -160,6 +163,7 @@ def measure(workload: Workload, policy: TimingPolicy, cpus: list[int],
 
     number = calibrate(sample, max(policy.min_sample_s, 1000 * resolution))
     warmup_samples, converged = warm_up(sample, number, policy, clock)
+    ghz_before = read_clock() if read_clock is not None else None
 
     samples: list[float] = []
     # Faults are counted around the samples only, not the harness's own bookkeeping between them.
@@ -184,6 +188,7 @@ def measure(workload: Workload, policy: TimingPolicy, cpus: list[int],
     finally:
         if gc_was_enabled:
             gc.enable()
+    ghz_after = read_clock() if read_clock is not None else None
 
     iterations = len(samples) * number
     timing = Timing(**stats.summarize(samples), samples=samples,
@@ -196,4 +201,5 @@ def measure(workload: Workload, policy: TimingPolicy, cpus: list[int],
     return Measurement(timing, Faults(
         minor=faults.minor, major=faults.major, minor_per_call=faults.minor / iterations,
         major_per_call=faults.major / iterations, voluntary_switches=faults.voluntary_switches,
-        involuntary_switches=faults.involuntary_switches, steal_fraction=region.steal_fraction))
+        involuntary_switches=faults.involuntary_switches, steal_fraction=region.steal_fraction),
+        ghz_before, ghz_after)

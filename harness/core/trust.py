@@ -1,5 +1,15 @@
-"""Whether a measurement can be trusted: the warnings it carries and the documented limits
-past which it is suspect.
+"""Whether a measurement can be trusted: the warnings it carries, and the documented limits
+past which it is suspect (kept, shown apart from ok, re-measured once in a fresh worker by
+`harness run`, never used as a ceiling).
+
+Suspect when, over the case:
+- the coefficient of variation of the samples is above SUSPECT_CV (a figure that wide
+  says more about the machine than about the op);
+- other processes kept the pinned CPUs busier than LOAD_WARN_PERCENT before or after it;
+- the hypervisor stole more than STEAL_WARN_FRACTION of the timed region;
+- the core clock read before and after the timed region moved by more than CLOCK_MOVE.
+Noise above NOISY_CV, page faults in the timed region, a warm-up that never settled,
+many outliers and an affinity that differs from the one asked for are warnings only.
 """
 from __future__ import annotations
 
@@ -11,8 +21,13 @@ from harness.core.records import Conditions, Faults, Timing
 LOAD_WARN_PERCENT = 25.0
 # Hypervisor steal above this share of the timed region's CPU time makes a figure suspect.
 STEAL_WARN_FRACTION = 0.02
-# A coefficient of variation above this marks a measurement as noisy.
+# A coefficient of variation above this marks a measurement as noisy (a warning) ...
 NOISY_CV = 0.10
+# ... and above this, suspect.
+SUSPECT_CV = 0.25
+# The core clock may move this much (relative) between the reads after warm-up and after the
+# samples. A 20 ms add chain reads the clock to a few percent in a VM whose host moves it.
+CLOCK_MOVE = 0.10
 
 
 @dataclass
@@ -23,22 +38,30 @@ class Verdict:
 
 def assess(timing: Timing, faults: Faults, where: Conditions, affinity: list[int], cpus: list[int],
            kind: str) -> Verdict:
-    warnings = []
+    warnings, suspect = [], []
     if faults.minor_per_call > 0 or faults.major_per_call > 0:
         warnings.append(f"page faults in the timed region: {faults.minor} minor, {faults.major} major "
                         f"({faults.minor_per_call:.3g} and {faults.major_per_call:.3g} per call)")
     for label, load in (("before", where.load_before), ("after", where.load_after)):
         if load is not None and load.others_percent > LOAD_WARN_PERCENT:
-            warnings.append(f"other processes kept the pinned CPUs {load.others_percent:.0f}% busy "
-                            f"{label} the case (per CPU: {load.per_cpu_percent})")
+            busy = ", ".join(f"CPU {cpu} {pct:.0f}%" for cpu, pct in load.per_cpu_percent.items())
+            suspect.append(f"other processes kept the pinned CPUs {load.others_percent:.0f}% busy {label} the "
+                           f"case ({busy}; limit {LOAD_WARN_PERCENT:.0f}%)")
     if faults.steal_fraction > STEAL_WARN_FRACTION:
-        warnings.append(f"hypervisor steal took {100 * faults.steal_fraction:.1f}% of the timed region")
+        suspect.append(f"hypervisor steal took {100 * faults.steal_fraction:.1f}% of the timed region "
+                       f"(limit {100 * STEAL_WARN_FRACTION:.0f}%)")
+    change = where.clock_change
+    if change is not None and abs(change) > CLOCK_MOVE:
+        suspect.append(f"the core clock moved {100 * change:+.1f}% over the case ({where.clock_ghz_before:.3g} -> "
+                       f"{where.clock_ghz_after:.3g} GHz; limit {100 * CLOCK_MOVE:.0f}%)")
     if not timing.warmup_converged:
         warnings.append(f"warm-up did not reach a steady state in {timing.warmup_samples} samples")
-    if timing.cv > NOISY_CV:
+    if timing.cv > SUSPECT_CV:
+        suspect.append(f"noisy: coefficient of variation {100 * timing.cv:.0f}% (limit {100 * SUSPECT_CV:.0f}%)")
+    elif timing.cv > NOISY_CV:
         warnings.append(f"noisy: coefficient of variation {100 * timing.cv:.1f}%")
     if len(timing.outliers) > 0.1 * timing.n:
         warnings.append(f"{len(timing.outliers)} of {timing.n} samples are outliers")
     if sorted(affinity) != sorted(cpus):
         warnings.append(f"asked for CPUs {cpus}, got {affinity}")
-    return Verdict(warnings, [])
+    return Verdict(warnings, suspect)

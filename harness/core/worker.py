@@ -65,15 +65,13 @@ def run_case(case: Case, affinity: list[int]) -> list[Record]:
         freq_before = conditions.system.cpufreq_mhz(case.cpus)
         workload = factory(case.params, Context(case.case_id, case.threads, case.cpus))
         library_threads = conditions.set_library_threads(case.threads)
-        clock_before = conditions.clock_ghz()
-        m = measure(workload, case.policy, case.cpus)
-        clock_after = conditions.clock_ghz()
+        m = measure(workload, case.policy, case.cpus, read_clock=conditions.clock_ghz)
         if workload.check is not None:
             workload.check()
         where = Conditions(load_before=load_before, load_after=conditions.other_load(case.cpus),
                            cpufreq_mhz_before=freq_before,
                            cpufreq_mhz_after=conditions.system.cpufreq_mhz(case.cpus),
-                           clock_ghz_before=clock_before, clock_ghz_after=clock_after,
+                           clock_ghz_before=m.clock_ghz_before, clock_ghz_after=m.clock_ghz_after,
                            library_threads=library_threads)
         verdict = trust.assess(m.timing, m.faults, where, affinity, case.cpus, case.kind)
         record = records.measured(

@@ -78,3 +78,22 @@ def test_damaged_runs_are_clear_errors(tmp_path):
         load_records(run)
     (run / "records.jsonl").write_text(f'{a}\n{{"case_id": "b", "cut off by a ki')
     assert [r.case_id for r in load_records(run)] == ["a"]  # a run killed mid-write
+
+
+def test_a_suspect_case_is_re_measured_once_in_a_fresh_worker_and_shown_apart(write_suite):
+    from harness.core.records import final
+    from harness.core.store import find_runs, load_records
+
+    path = write_suite("defaults: {budget: 0.05, min_samples: 6, warmup_max: 0.05}\n"
+                       "cases: [{id: n, kind: diagnostic.noisy, params: {seconds: 0.002, spread: 3}},\n"
+                       "        {id: e, kind: diagnostic.empty}]\n")
+    out = harness_cli("run", path, "--results", path.parent / "r", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    records = load_records(find_runs(path.parent / "r")[-1])
+    attempts = [r for r in records if r.case_id == "n[t=1]"]
+    assert [r.attempt for r in attempts] == [1, 2] and {r.status for r in attempts} == {"suspect"}
+    assert attempts[0].worker_pid != attempts[1].worker_pid  # a fresh worker
+    assert [r.case_id for r in final(records)] == ["e[t=1]", "n[t=1]"] or \
+        [r.case_id for r in final(records)] == ["n[t=1]", "e[t=1]"]
+    assert "1 ok, 1 suspect, 0 failed" in out.stdout and "re-measured" in out.stdout
+    assert "suspect: n[t=1]: noisy: coefficient of variation" in out.stdout

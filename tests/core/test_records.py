@@ -49,7 +49,7 @@ def test_final_keeps_the_last_attempt_of_each_case():
     first = record("conv", {}, 1, case_id="c", suspect=["loaded"])
     again = dataclasses.replace(record("conv", {}, 1, case_id="c"), attempt=2)
     other = record("conv", {}, 1, case_id="d")
-    assert final([first, other, again]) == [other, again]
+    assert final([first, other, again]) == [again, other]  # the last attempt, where the case first ran
 
 
 def test_pooled_records_keep_each_process():
