@@ -32,7 +32,7 @@ from harness.core.suite import parse_suite  # noqa: E402
 MATMUL = {"kind": "numpy.matmul", "params": {"n": 400, "dtype": "float32"}, "threads": 1, "cpus": [0]}
 
 
-def run(cases: list[dict], root: Path) -> list[dict]:
+def run(cases: list[dict], root: Path) -> list:
     suite = parse_suite({"defaults": {"budget": 1.0}, "cases": cases}, "bench")
     store = RunStore.create(root, "bench", "core-targets")
     try:
@@ -71,18 +71,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         empty = run([{"id": "empty", "kind": "diagnostic.empty", "cpus": [0]}], tmp)[0]
-        t = empty["timing"]
-        print(f"empty callable: median {t['median'] * 1e9:.1f} ns per call; timer overhead "
-              f"{t['timer_overhead_s'] * 1e9:.1f} ns per sample ({t['number']} calls per sample, "
-              f"{t['timer_overhead_per_call_s'] * 1e12:.3f} ps per call); resolution "
-              f"{t['timer_resolution_s'] * 1e9:.1f} ns")
+        t = empty.timing
+        print(f"empty callable: median {t.median * 1e9:.1f} ns per call; timer overhead "
+              f"{t.timer_overhead_s * 1e9:.1f} ns per sample ({t.number} calls per sample, "
+              f"{t.timer_overhead_per_call_s * 1e12:.3f} ps per call); resolution "
+              f"{t.timer_resolution_s * 1e9:.1f} ns")
 
         # Interleave ours and pytest-benchmark's so drift hits both alike.
         medians, clocks, pb = [], [], []
         for i in range(args.runs):
             rec = run([{**MATMUL, "id": f"mm{i}"}], tmp)[0]
-            medians.append(rec["timing"]["median"])
-            clocks.append(rec["conditions"]["clock_ghz_after"] or np.nan)
+            medians.append(rec.timing.median)
+            clocks.append(rec.conditions.clock_ghz_after or np.nan)
             pb.append(pytest_benchmark_median(tmp))
         medians, clocks, pb = np.array(medians), np.array(clocks), np.array(pb)
         spread = (medians.max() - medians.min()) / np.median(medians)
@@ -103,7 +103,7 @@ def main() -> int:
         print(f"  harness / pytest-benchmark median of medians: {ratio:.4f} "
               f"(|1 - ratio| = {100 * abs(1 - ratio):.2f}%, target < 5%)")
 
-        pooled = np.array([run([{**MATMUL, "id": f"pooled{i}", "processes": 3}], tmp)[0]["timing"]["median"]
+        pooled = np.array([run([{**MATMUL, "id": f"pooled{i}", "processes": 3}], tmp)[0].timing.median
                            for i in range(args.runs)])
         spread = (pooled.max() - pooled.min()) / np.median(pooled)
         print(f"  pooled over 3 processes per run, {args.runs} runs: medians "

@@ -27,8 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.commands.cli import format_table, run_suite  # noqa: E402
+from harness.analysis.layers import layer_tables  # noqa: E402
+from harness.core.errors import UsageError  # noqa: E402
+from harness.core.records import final  # noqa: E402
 from harness.core.suite import parse_suite  # noqa: E402
+from harness.cost.torch_walk import zoo_model_cost  # noqa: E402
+from harness.presentation.text import format_table  # noqa: E402
+from harness.session.pipeline import run_suite  # noqa: E402
+from kernels.zoo import MODELS  # noqa: E402
 
 # A conv whose every output sums at most this many products is depthwise or near it
 # (IC/G x KH x KW <= 25: a 3x3 or 5x5 depthwise); the dense stem conv (3 x 3 x 3 = 27) is not.
@@ -59,7 +65,7 @@ def groups_table(profile) -> dict:
         g = out.setdefault(group_of(row), {"time_s": 0.0, "flops": 0, "bytes": 0, "layers": 0, "bounds": {}})
         g["time_s"] += row["time_s"]
         g["layers"] += 1
-        if row["flops"] == row["flops"] and row["flops"] is not None:
+        if row["flops"] is not None and row["flops"] == row["flops"]:
             g["flops"] += int(row["flops"])
             g["bytes"] += int(row["bytes"])
         bound = row.get("bound") or "no cost"
@@ -71,26 +77,27 @@ def groups_table(profile) -> dict:
     return out
 
 
-def metrics_for(models: list[str], image: int, footprint: bool) -> dict:
-    from harness.cost.model import memory_footprint, zoo_model_cost
-
+def metrics_for(models: list[str], image: int) -> dict:
     out = {}
     for name in models:
         c = zoo_model_cost(name, 1, image)
-        f = memory_footprint(name, (1, 3, image, image)) if footprint else None
         out[name] = {"flops": c.flops, "flops_main": c.flops_main_contractions, "params": c.params,
                      "bytes": c.bytes, "intensity": c.intensity, "activation_peak_bytes": c.activation_peak_bytes,
-                     "footprint_bytes": f["footprint_bytes"] if f else None,
-                     "weights_bytes": f["weights_bytes"] if f else None,
+                     "footprint_bytes": None, "weights_bytes": None,
                      "torch_flop_counter": c.torch_flop_counter, "unknown_ops": c.unknown}
-        print(f"{name}: {c.flops / 1e9:.3f} GFLOP, {c.params / 1e6:.2f} M params, {c.bytes / 1e6:.1f} MB accessed"
-              + (f", footprint {f['footprint_bytes'] / 1e6:.1f} MB" if f else ""), file=sys.stderr, flush=True)
+        print(f"{name}: {c.flops / 1e9:.3f} GFLOP, {c.params / 1e6:.2f} M params, {c.bytes / 1e6:.1f} MB accessed",
+              file=sys.stderr, flush=True)
     return out
 
 
-def time_models(models, frameworks, threads, image, budget, results) -> list[dict]:
+def measure_models(models, frameworks, threads, image, budget, results, layers: bool, footprint: bool) -> list:
+    """One run: each model's footprint (a fresh worker), its latency per framework and thread
+    count, and, at one thread, its per-layer profile in eager and ONNX Runtime."""
     cases = []
     for name in models:
+        if footprint:
+            cases.append({"id": f"{name}.footprint", "kind": "model.footprint", "threads": 1, "budget": 0.0,
+                          "min_samples": 1, "warmup_max": 0.0, "params": {"model": name, "image": image}})
         for fw in frameworks:
             if fw == "onnxruntime":
                 cases.append({"id": f"{name}.onnxruntime", "kind": "model.onnxruntime",
@@ -99,47 +106,35 @@ def time_models(models, frameworks, threads, image, budget, results) -> list[dic
                 cases.append({"id": f"{name}.{fw}", "kind": "model.torch",
                               "params": {"model": name, "framework": fw, "image": image, "batch": 1},
                               **({"timeout": 1800} if fw == "compile" else {})})
+        if layers:
+            for fw, kind in (("eager", "layers.torch"), ("onnxruntime", "layers.onnxruntime")):
+                if fw in frameworks:
+                    cases.append({"id": f"{name}.layers.{fw}", "kind": kind, "threads": 1,
+                                  "params": {"model": name, "image": image, "runs": 5, "warmup": 2}})
     suite = parse_suite({"name": "models-table", "defaults": {"budget": budget, "min_samples": 5, "timeout": 600,
                                                                 "threads": threads}, "cases": cases},
                         "bench/models_table.py")
     _, records = run_suite(suite, Path(results), progress=True)
-    return records
-
-
-def profile_models(models, image, results, frameworks) -> dict:
-    import torch
-
-    from harness.analysis import layers
-    from kernels import zoo
-    from kernels.models import export_onnx
-
-    ceil = layers.ceilings(1, results)
-    if not ceil.get("bandwidth_bytes_per_s"):
-        bw = layers.quick_dram_bandwidth()
-        ceil = layers.ceilings(1, results, bandwidth_bytes_per_s=bw,
-                               bandwidth_source="quick numpy copy in this bench, not a probe")
-    out = {}
-    for name in models:
-        x = torch.randn(1, 3, image, image)
-        profs = {}
-        if "eager" in frameworks:
-            profs["eager"] = layers.profile_torch(zoo.build(name), x, threads=1, runs=5, warmup=2, name=name,
-                                                  ceil=ceil)
-        if "onnxruntime" in frameworks:
-            profs["onnxruntime"] = layers.profile_onnxruntime(export_onnx(name, 1, image), threads=1, runs=5,
-                                                              warmup=2, name=name, ceil=ceil)
-        out[name] = profs
-        print(f"profiled {name} layer by layer", file=sys.stderr, flush=True)
-    return out, ceil
+    return final(records)
 
 
 def latency_of(records, name, fw, threads):
     for r in records:
-        p = r.get("params") or {}
-        rfw = "onnxruntime" if r.get("kind") == "model.onnxruntime" else p.get("framework")
-        if p.get("model") == name and rfw == fw and r.get("threads") == threads and r.get("status") == "ok":
-            return r["timing"]["median"]
+        if not r.kind.startswith("model.") or r.kind == "model.footprint":
+            continue
+        rfw = "onnxruntime" if r.kind == "model.onnxruntime" else r.params.get("framework")
+        if r.params.get("model") == name and rfw == fw and r.threads == threads and r.measured:
+            return r.timing.median
     return None
+
+
+def profiles_of(records) -> dict:
+    """{model: {framework: LayerTable}} (framework 'eager' for torch)."""
+    out: dict = {}
+    for table in layer_tables(records):
+        fw = "eager" if table.framework == "torch" else table.framework
+        out.setdefault(table.model, {})[fw] = table
+    return out
 
 
 def why(a: str, b: str, metrics: dict, profiles: dict, fw: str) -> str:
@@ -163,8 +158,6 @@ def why(a: str, b: str, metrics: dict, profiles: dict, fw: str) -> str:
 
 
 def main(argv=None) -> int:
-    from kernels.zoo import MODELS
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--frameworks", nargs="+", default=["eager", "onnxruntime"],
@@ -179,10 +172,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     models = [m for m in args.models if not (m == "vit_tiny" and args.image != 224)]
 
-    metrics = metrics_for(models, args.image, not args.no_footprint)
-    records = time_models(models, args.frameworks, args.threads, args.image, args.budget, args.results)
-    profiles, ceil = ({}, None) if args.no_layers else profile_models(models, args.image, args.results,
-                                                                      args.frameworks)
+    metrics = metrics_for(models, args.image)
+    records = measure_models(models, args.frameworks, args.threads, args.image, args.budget, args.results,
+                             layers=not args.no_layers, footprint=not args.no_footprint)
+    for r in records:
+        if r.kind == "model.footprint" and r.measured:
+            f = r.info["footprint"]
+            metrics[r.params["model"]].update(footprint_bytes=f["footprint_bytes"], weights_bytes=f["weights_bytes"])
+    profiles = profiles_of(records)
 
     heads = ["model", "GFLOP", "params M", "access MB", "footprint MB", "act. peak MB"]
     cols = [(fw, t) for fw in args.frameworks for t in args.threads]
@@ -201,9 +198,9 @@ def main(argv=None) -> int:
     print(format_table(heads, rows))
 
     if profiles:
-        print(f"\nlayer groups at one thread (roof: {ceil['label']})")
+        print("\nlayer groups at one thread (each layer placed against the run's measured ceilings)")
         for name in models:
-            for fw, prof in profiles[name].items():
+            for fw, prof in profiles.get(name, {}).items():
                 g = groups_table(prof)
                 cells = [f"{k} {v['share']:.0%} {v['gflops']:.3g}GF/s" for k, v in
                          sorted(g.items(), key=lambda kv: -kv[1]["time_s"]) if v["share"] >= 0.01]
@@ -230,7 +227,8 @@ def main(argv=None) -> int:
     if args.json:
         data = {"metrics": metrics, "latency": {f"{n}|{fw}|{t}": latency_of(records, n, fw, t)
                                                 for n in models for fw, t in cols},
-                "layers": {n: {fw: {"summary": p.summary(), "groups": groups_table(p)} for fw, p in profs.items()}
+                "layers": {n: {fw: {"sum_layers_s": p.sum_layers_s, "whole_s": p.whole_s, "overhead": p.overhead,
+                                    "groups": groups_table(p)} for fw, p in profs.items()}
                            for n, profs in profiles.items()}}
         Path(args.json).write_text(json.dumps(data, indent=2, default=str))
         print(f"\nfigures written to {args.json}")
@@ -238,8 +236,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from harness.core.errors import UsageError
-
     try:
         sys.exit(main())
     except UsageError as exc:

@@ -14,7 +14,7 @@ from harness.core.records import Record, final
 
 COLUMNS = ["name", "op", "category", "output_shape", "time_s", "time_share", "cv", "n", "flops", "bytes",
            "intensity", "params", "attained_flops_per_s", "bound", "level", "theoretical_time_s", "efficiency",
-           "cost_source", "source_nodes"]
+           "cost_source", "source_nodes", "flops_main"]
 
 
 @dataclass
@@ -85,7 +85,8 @@ def _row(r: Record) -> dict:
             "attained_flops_per_s": p.attained_flops_per_s if p else None,
             "bound": p.bound if p else ("no cost" if cost is None else None), "level": p.level if p else None,
             "theoretical_time_s": p.theoretical_time_s if p else None, "efficiency": p.efficiency if p else None,
-            "cost_source": cost.source if cost else None, "source_nodes": r.info.get("source_nodes")}
+            "cost_source": cost.source if cost else None, "source_nodes": r.info.get("source_nodes"),
+            "flops_main": (cost.breakdown or {}).get("flops_main") if cost else None}
 
 
 def layer_tables(records: list[Record]) -> list[LayerTable]:
