@@ -5,7 +5,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/support.py for every test folder
 
-from support import ROOT, harness_cli  # noqa: E402,F401
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import os
 import platform
 import re
 
-import numpy
+import numpy  # noqa: F401  (loaded so that threadpoolctl sees its BLAS: blas_info)
 import psutil
 
 from harness.core import conditions, isa, system

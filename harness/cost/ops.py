@@ -264,6 +264,18 @@ def contraction_cost(op, output_shape, dtype, *, macs, input_elems, weight_elems
 
 # ---------------------------------------------------------------- ops
 
+def _grouped_conv(name: str, input_shape, out_channels, groups) -> tuple[tuple[int, ...], int, int]:
+    """An (N, C, H, W) input, output channels and groups, checked: both channel counts divide."""
+    shape = _shape(name, input_shape, ndim=4)
+    oc = _positive_int("out_channels", out_channels)
+    g = _positive_int("groups", groups)
+    if shape[1] % g:
+        raise CostError(f"groups: in_channels {shape[1]} is not divisible by groups {g}")
+    if oc % g:
+        raise CostError(f"groups: out_channels {oc} is not divisible by groups {g}")
+    return shape, oc, g
+
+
 def conv2d_output_size(input_size, kernel_size, stride=1, padding=0, dilation=1) -> tuple[int, int]:
     """(OH, OW) of a conv or pool: floor((H + 2P - D(K - 1) - 1) / S) + 1 per side."""
     ih, iw = _positive_pair("input_size", input_size)
@@ -288,13 +300,7 @@ def conv2d_cost(input_shape, out_channels, kernel_size, stride=1, padding=0, dil
     bias=False by default because the document's formula has none (torch's default is True).
     batchnorm=True fuses an unfolded inference BatchNorm; add bn_folded=True to fold it
     into the weights instead, which costs exactly a bias."""
-    n, ic, ih, iw = _shape("input_shape", input_shape, ndim=4)
-    oc = _positive_int("out_channels", out_channels)
-    g = _positive_int("groups", groups)
-    if ic % g:
-        raise CostError(f"groups: in_channels {ic} is not divisible by groups {g}")
-    if oc % g:
-        raise CostError(f"groups: out_channels {oc} is not divisible by groups {g}")
+    (n, ic, ih, iw), oc, g = _grouped_conv("input_shape", input_shape, out_channels, groups)
     kh, kw = _positive_pair("kernel_size", kernel_size)
     oh, ow = conv2d_output_size((ih, iw), kernel_size, stride, padding, dilation)
     output_shape = (n, oc, oh, ow)
@@ -312,13 +318,7 @@ def conv_transpose2d_cost(input_shape, out_channels, kernel_size, stride=1, padd
     """ConvTranspose2d (deconv) on an (N, C, H, W) input; weight is (IC, OC/G, KH, KW).
 
     OH = (IH - 1) x S - 2P + D(K - 1) + output_padding + 1, as torch."""
-    n, ic, ih, iw = _shape("input_shape", input_shape, ndim=4)
-    oc = _positive_int("out_channels", out_channels)
-    g = _positive_int("groups", groups)
-    if ic % g:
-        raise CostError(f"groups: in_channels {ic} is not divisible by groups {g}")
-    if oc % g:
-        raise CostError(f"groups: out_channels {oc} is not divisible by groups {g}")
+    (n, ic, ih, iw), oc, g = _grouped_conv("input_shape", input_shape, out_channels, groups)
     kh, kw = _positive_pair("kernel_size", kernel_size)
     sh, sw = _positive_pair("stride", stride)
     ph, pw = _nonnegative_pair("padding", padding)

@@ -1,12 +1,11 @@
 """The runner survives crashing, raising and hanging cases, and a killed run keeps its records."""
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
-from support import ROOT, harness_cli
+from support import ROOT
 from harness.core.store import RunStore, find_runs, load_manifest, load_run
 from harness.core.suite import parse_suite
 from harness.core.runner import run_cases

@@ -2,7 +2,7 @@
 import pytest
 
 from harness.core.workload import Context, Skip
-from kernels import dot_bf16, fma, jit
+from kernels import dot_bf16, jit
 
 HAS_BF16 = bool(jit.host_features().get("avx512bf16"))
 needs_bf16 = pytest.mark.skipif(not HAS_BF16, reason="this CPU has no AVX512-BF16")

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from harness.core.workload import Context
-from kernels import fma, frequency, jit, throttle
+from kernels import frequency, jit, throttle
 
 CPUS = sorted(os.sched_getaffinity(0))
 

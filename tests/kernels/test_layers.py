@@ -11,8 +11,6 @@ import yaml
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from torch import nn  # noqa: E402
-
 from harness.analysis.layers import layer_tables  # noqa: E402
 from harness.analysis.placement import placer  # noqa: E402
 from harness.analysis.snapshot import Snapshot, SnapshotCeiling  # noqa: E402
@@ -34,24 +32,6 @@ def _params(kind, **given):
     return params
 
 
-class Conv(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.fc = nn.Linear(4, 5)
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
-
-
-@pytest.fixture(scope="module")
-def conv_onnx(tmp_path_factory):
-    path = tmp_path_factory.mktemp("layers") / "conv.onnx"
-    torch.onnx.export(Conv().eval(), (torch.randn(2, 3, 16, 16),), str(path), input_names=["x"],
-                      output_names=["y"], dynamo=False)
-    return path
-
-
 def test_torch_layers_join_cost_and_time():
     w = layers.torch_layers(_params("layers.torch", model="mobilenet_v2", image=64, runs=3, warmup=1), CTX)
     w.fn()
@@ -68,8 +48,9 @@ def test_torch_layers_join_cost_and_time():
 
 
 @pytest.mark.parametrize("level", ["disable", "all"])
-def test_onnxruntime_layers_on_a_tiny_model(conv_onnx, level):
-    w = layers.ort_layers(_params("layers.onnxruntime", onnx=str(conv_onnx), opt_level=level, runs=4, warmup=2), CTX)
+def test_onnxruntime_layers_on_a_tiny_model(dynamic_onnx, level):
+    w = layers.ort_layers(_params("layers.onnxruntime", onnx=str(dynamic_onnx), shape="x=2x3x16x16", opt_level=level,
+                                      runs=4, warmup=2), CTX)
     w.fn()
     profiled = w.layers()
     convs = [lt for lt in profiled.layers if lt.cost is not None and lt.cost.breakdown and lt.op in ("Conv", "FusedConv")]
@@ -103,12 +84,12 @@ def test_parse_ort_profile_drops_warmup_and_splits_runs():
     assert found[0] == "conv" and found[1].macs == 4 * 8 * 8 * 27
 
 
-def test_a_layers_case_runs_in_a_worker_and_writes_placed_layer_records(tmp_path, conv_onnx):
+def test_a_layers_case_runs_in_a_worker_and_writes_placed_layer_records(tmp_path, dynamic_onnx):
     os.environ.setdefault("HARNESS_ONNX_CACHE", str(tmp_path / "cache"))
     suite = parse_suite(yaml.safe_load(f"""
 defaults: {{budget: 0.05, min_samples: 3, warmup_max: 0.1, timeout: 300}}
 cases:
-  - {{id: tiny, kind: layers.onnxruntime, params: {{onnx: {conv_onnx}, runs: 5, warmup: 1}}}}
+  - {{id: tiny, kind: layers.onnxruntime, params: {{onnx: {dynamic_onnx}, shape: x=2x3x16x16, runs: 5, warmup: 1}}}}
   - {{id: after, kind: diagnostic.empty}}
 """), "test.yaml")
     snap = Snapshot(ceilings=[SnapshotCeiling("compute", "avx2", 1e11, "float32", 1),

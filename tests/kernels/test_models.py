@@ -2,9 +2,7 @@
 `harness model` command's bring-your-own-ONNX errors. Small models and inputs throughout."""
 from __future__ import annotations
 
-import json
 import re
-import math
 import os
 import subprocess
 import sys
@@ -15,10 +13,8 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from torch import nn  # noqa: E402
 
 from harness.core.workload import Context, Skip  # noqa: E402
-from harness.core import registry  # noqa: E402
 from kernels import models  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,24 +98,6 @@ def test_reference_comparison_catches_a_wrong_output():
         models._compare(np.full_like(ref, np.nan), ref, "nan")
     with pytest.raises(AssertionError, match="shape"):
         models._compare(ref[:, :10], ref, "shape")
-
-
-class Conv(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.fc = nn.Linear(4, 5)
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
-
-
-@pytest.fixture(scope="module")
-def dynamic_onnx(tmp_path_factory):
-    path = tmp_path_factory.mktemp("byo") / "conv.onnx"
-    torch.onnx.export(Conv().eval(), (torch.randn(1, 3, 16, 16),), str(path), input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "N"}}, dynamo=False)
-    return path
 
 
 def test_onnxruntime_file_workload_with_shape(dynamic_onnx):

@@ -8,9 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from support import record as typed_record
-from synthetic_runs import PNG, make_record, samples, synthetic_records, write_run
-from harness.analysis.snapshot import Snapshot, SnapshotCeiling
+from synthetic_runs import PNG, make_record, synthetic_records, write_run
 from harness.commands.cli import main as harness_main
 from harness.core.errors import UsageError
 from harness.presentation import export, plots, report
