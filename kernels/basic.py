@@ -136,20 +136,32 @@ def noisy(params: dict, ctx: Context) -> Workload:
     return Workload(fn=fn)
 
 
+def matmul_memory(params: dict, threads: int) -> float:
+    """A, B and C, and the check's float64 copy of B."""
+    n = params["n"]
+    return 3 * n * n * np.dtype(params["dtype"]).itemsize + 8 * n * n
+
+
+def page_fault_memory(params: dict, threads: int) -> float:
+    """a, b, the pool and one fresh mapping."""
+    return 4 * params["mbytes"] * 1e6
+
+
 KINDS = [
     Kind("numpy.matmul", "kernels.basic:numpy_matmul",
          {"n": Param(int, min=1, max=65536, help="square matrix size"),
           "dtype": Param(str, "float32", choices=DTYPES)},
-         "C = A @ B with NumPy's BLAS into a preallocated C"),
+         "C = A @ B with NumPy's BLAS into a preallocated C", memory=matmul_memory),
     Kind("probe.gemm", "kernels.basic:numpy_matmul",
          {"n": Param(int, 1024, min=256, max=65536, help="square matrix size (intensity n/6 FLOP/B in fp32)"),
           "dtype": Param(str, "float32", choices=DTYPES)},
          "BLAS GEMM as a compute ceiling: C = A @ B with NumPy's BLAS at a size far past the ridge "
-         "(a measurement below 4x the ridge intensity is kept but not used as a ceiling)"),
+         "(a measurement below 4x the ridge intensity is kept but not used as a ceiling)", memory=matmul_memory),
     Kind("memory.page_faults", "kernels.basic:page_fault_demo",
          {"mbytes": Param(float, 12.8, min=0.01, help="output size in MB (1e6 B)"),
           "mode": Param(str, "pool", choices=("fresh", "pool"))},
-         "c = a * b into fresh OS pages each call (fresh) or one pre-touched buffer (pool)"),
+         "c = a * b into fresh OS pages each call (fresh) or one pre-touched buffer (pool)",
+         memory=page_fault_memory),
     Kind("diagnostic.empty", "kernels.basic:empty", {}, "an empty callable: timer overhead"),
     Kind("diagnostic.sleep", "kernels.basic:sleep",
          {"seconds": Param(float, 0.001, min=0)}, "time.sleep"),

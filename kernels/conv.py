@@ -48,6 +48,8 @@ BACKENDS = ("torch", "onnxruntime")
 GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "layout", "all")
 MEMORY_FORMATS = ("contiguous", "channels_last")
 SEED = 0
+# A worker with torch and ONNX Runtime loaded, before any tensor.
+RUNTIME_BYTES = 0.5e9
 TOLERANCE = {"float32": 1e-4, "bfloat16": 2e-2}
 
 # torch's conv2d returns a fresh output tensor on every call, and glibc serves a block of
@@ -91,6 +93,19 @@ def validate(params: dict) -> None:
     if params.get("backend") == "onnxruntime" and params.get("memory_format", "contiguous") != "contiguous":
         raise ValueError("memory_format: channels_last applies to backend torch only "
                          "(an ONNX model's tensors are NCHW)")
+
+
+def conv_memory(params: dict, threads: int) -> float:
+    """Peak bytes of a conv case, on the safe side: the input and weights (4 B) and two live
+    outputs (torch returns a fresh one per call), the float64 reference of all three, the
+    check's float64 copies of the output, and ONNX Runtime's serialised model and its copy."""
+    s = conv_shape(params)
+    oh = (s["h"] + 2 * s["pad"] - s["dilation"] * (s["kh"] - 1) - 1) // s["stride"] + 1
+    ow = (s["w"] + 2 * s["pad"] - s["dilation"] * (s["kw"] - 1) - 1) // s["stride"] + 1
+    x = s["n"] * s["ic"] * s["h"] * s["w"]
+    w = s["oc"] * (s["ic"] // s["groups"]) * s["kh"] * s["kw"]
+    y = s["n"] * s["oc"] * max(oh, 1) * max(ow, 1)
+    return RUNTIME_BYTES + 4 * (x + w) + 8 * y + 8 * (x + w + y) + 16 * y + 8 * w
 
 
 def worker_env(params: dict) -> dict:
@@ -462,18 +477,20 @@ def conv(params: dict, ctx: Context) -> Workload:
 
 # ---------------------------------------------------------------- kinds
 
+# Bounds well past any network's layer; memory_estimate judges what fits on this machine.
+MAX_CHANNELS, MAX_SIDE, MAX_BATCH = 1 << 16, 1 << 15, 1 << 12
 SHAPE_PARAMS = {
-    "n": Param(int, 1, min=1, help="batch"),
-    "ic": Param(int, min=1, help="input channels"),
-    "oc": Param(int, min=1, help="output channels"),
-    "h": Param(int, min=1, help="input height"),
-    "w": Param(int, 0, min=0, help="input width (0: = h)"),
-    "kh": Param(int, min=1, help="kernel height"),
-    "kw": Param(int, 0, min=0, help="kernel width (0: = kh)"),
-    "stride": Param(int, 1, min=1),
-    "pad": Param(int, 0, min=0, help="zero padding on every side"),
-    "dilation": Param(int, 1, min=1),
-    "groups": Param(int, 1, min=1, help="groups (= ic for depthwise)"),
+    "n": Param(int, 1, min=1, max=MAX_BATCH, help="batch"),
+    "ic": Param(int, min=1, max=MAX_CHANNELS, help="input channels"),
+    "oc": Param(int, min=1, max=MAX_CHANNELS, help="output channels"),
+    "h": Param(int, min=1, max=MAX_SIDE, help="input height"),
+    "w": Param(int, 0, min=0, max=MAX_SIDE, help="input width (0: = h)"),
+    "kh": Param(int, min=1, max=MAX_SIDE, help="kernel height"),
+    "kw": Param(int, 0, min=0, max=MAX_SIDE, help="kernel width (0: = kh)"),
+    "stride": Param(int, 1, min=1, max=MAX_SIDE),
+    "pad": Param(int, 0, min=0, max=MAX_SIDE, help="zero padding on every side"),
+    "dilation": Param(int, 1, min=1, max=MAX_SIDE),
+    "groups": Param(int, 1, min=1, max=MAX_CHANNELS, help="groups (= ic for depthwise)"),
     "bias": Param(bool, False),
     "dtype": Param(str, "float32", choices=DTYPES, help="unsupported on a backend: skipped with the reason"),
     "device": Param(str, "cpu", choices=("cpu", "cuda")),
@@ -486,13 +503,13 @@ ORT_PARAMS = {"graph_optimization": Param(str, "all", choices=GRAPH_OPTIMIZATION
 KINDS = [
     Kind("conv.torch", "kernels.conv:torch_conv", {**SHAPE_PARAMS, **TORCH_PARAMS},
          "2-D convolution with torch.nn.functional.conv2d (quantized::conv2d for int8)",
-         env=worker_env, validate=validate),
+         env=worker_env, validate=validate, memory=conv_memory),
     Kind("conv.onnxruntime", "kernels.conv:ort_conv", {**SHAPE_PARAMS, **ORT_PARAMS},
          "2-D convolution as a one-node ONNX model (Conv, QLinearConv for int8) on ONNX Runtime, io_binding",
-         env=worker_env, validate=validate),
+         env=worker_env, validate=validate, memory=conv_memory),
     Kind("conv", "kernels.conv:conv",
          {"backend": Param(str, choices=BACKENDS), **SHAPE_PARAMS, **TORCH_PARAMS, **ORT_PARAMS},
          "2-D convolution on the backend named by `backend` (conv.torch or conv.onnxruntime), "
          "so both can sit in one case's matrix",
-         env=worker_env, validate=validate),
+         env=worker_env, validate=validate, memory=conv_memory),
 ]

@@ -26,7 +26,7 @@ from harness.core.registry import Kind, Param
 from harness.core.workload import Context, Workload
 from harness.cost.onnx_graph import parse_shapes
 from kernels import zoo
-from kernels.models import onnx_feed
+from kernels.models import model_memory, onnx_feed
 from kernels.ort import create_session
 
 
@@ -105,5 +105,5 @@ KINDS = [
           "image": Param(int, 224, min=32, max=1024, help="input height = width (zoo models)")},
          "a model's memory footprint in a fresh process: resident memory by phase (load, first and "
          "second forward pass), one thread",
-         validate=_validate, fresh_process=True),
+         validate=_validate, fresh_process=True, memory=model_memory),
 ]

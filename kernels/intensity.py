@@ -270,5 +270,5 @@ KINDS = [
                           help="array size in MB (1e6 B), whole 4 KB blocks: large = DRAM, small = a cache level"),
           "reps": Param(int, 0, min=0, help="sweeps over the array per call; 0 = about 1 GB or 1e10 FLOPs")},
          "ERT-style in-place sweep with k multiply-adds per element (numba, parallel)",
-         validate=_validate),
+         validate=_validate, memory=lambda params, threads: 2 * params["mbytes"] * 1e6),
 ]

@@ -39,7 +39,7 @@ from harness.cost.onnx_graph import load_onnx, onnx_model_cost, parse_shapes, re
 from harness.cost.ort_kernels import cost_profiled_nodes, shape_list
 from harness.cost.torch_walk import TorchWalk, model_cost
 from kernels import zoo
-from kernels.models import export_onnx, onnx_feed
+from kernels.models import export_onnx, model_memory, onnx_feed
 from kernels.ort import OPT_LEVELS, create_session
 
 BYTES_ACCOUNTING = "inputs + weights + output of the layer, each moved once"
@@ -212,7 +212,7 @@ KINDS = [
     Kind("layers.torch", "kernels.layers:torch_layers",
          {"model": Param(str, choices=tuple(zoo.MODELS), help="zoo model name"), **_COMMON},
          "a zoo model in torch eager, layer by layer: one record per torch-level call, with its cost",
-         validate=_validate),
+         validate=_validate, memory=model_memory),
     Kind("layers.onnxruntime", "kernels.layers:ort_layers",
          {"model": Param(str, "", help="zoo model name (exported to ONNX once, cached)"),
           "onnx": Param(str, "", help="path to a .onnx file instead of a zoo model"),
@@ -220,5 +220,5 @@ KINDS = [
           "opt_level": Param(str, "all", choices=OPT_LEVELS, help="ONNX Runtime graph optimization level"),
           **_COMMON},
          "a model in ONNX Runtime, node by node from its profiler: one record per kernel, with its cost",
-         validate=_validate),
+         validate=_validate, memory=model_memory),
 ]

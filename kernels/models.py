@@ -135,6 +135,17 @@ def _compare(out, ref, what: str) -> None:
                              f"{scale:.3g}")
 
 
+def model_memory(params: dict, threads: int) -> float:
+    """The peak bytes of a model case (see zoo.memory_estimate); an ONNX file: three times
+    its size beside the runtime (the file, the session's copy, its prepacked weights)."""
+    if params.get("model"):
+        return zoo.memory_estimate(params["model"], params.get("batch", 1), params.get("image", 224), copies=3)
+    try:
+        return zoo.RUNTIME_BYTES + 3 * os.path.getsize(params["onnx"])
+    except OSError:
+        return 0.0  # the factory says what is wrong with the path
+
+
 def _validate_torch(params: dict) -> None:
     if params["model"] == "vit_tiny" and params["image"] != 224:
         raise ValueError("image: vit_tiny's position embedding fixes its input at 224")
@@ -296,7 +307,7 @@ KINDS = [
           "dtype": Param(str, "float32", choices=("float32",)),
           "image": Param(int, 224, min=32, max=1024, help="input height = width (vit_tiny: 224 only)")},
          "a zoo model's forward pass in PyTorch: latency (median) and throughput = batch / latency",
-         validate=_validate_torch),
+         validate=_validate_torch, memory=model_memory),
     Kind("model.onnxruntime", "kernels.models:ort_model",
          {"model": Param(str, "", help="zoo model name (exported to ONNX once, cached)"),
           "onnx": Param(str, "", help="path to a .onnx file instead of a zoo model"),
@@ -305,5 +316,5 @@ KINDS = [
           "shape": Param(str, "", help="fixed shapes for dynamic inputs: input=1x3x224x224[,name=...]"),
           "image": Param(int, 224, min=32, max=1024, help="input height = width for zoo models")},
          "a model in ONNX Runtime (CPU, io_binding, intra-op threads = case threads): latency and throughput",
-         validate=_validate_ort),
+         validate=_validate_ort, memory=model_memory),
 ]

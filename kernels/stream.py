@@ -308,11 +308,17 @@ def stream(params: dict, ctx: Context) -> Workload:
                     bytes=float(app_bytes), check=check, info=info)
 
 
+def stream_memory(params: dict, threads: int) -> float:
+    """Three arrays of `mbytes` (auto-sized arrays take at most half the memory available)."""
+    return 3 * params["mbytes"] * 1e6
+
+
 KINDS = [
     Kind("probe.stream", "kernels.stream:stream",
          {"impl": Param(str, "numba", choices=("numpy", "numba")),
           "op": Param(str, "triad", choices=STREAM_OPS),
           "mbytes": Param(float, 0.0, min=0,
                           help="per-array size in MB (1e6 B); 0 = 4x the last-level cache, capped by memory")},
-         "STREAM copy/scale/add/triad in float64 over arrays past the caches: DRAM bandwidth"),
+         "STREAM copy/scale/add/triad in float64 over arrays past the caches: DRAM bandwidth",
+         memory=stream_memory),
 ]

@@ -26,6 +26,24 @@ MODELS: dict[str, str] = {
                 "explicit qkv/matmul/softmax attention; 5,717,416 params",
 }
 
+# Parameters of each model (the published counts, checked by tests/kernels/test_zoo.py).
+PARAMS = {"resnet18": 11_689_512, "resnet50": 25_557_032, "mobilenet_v2": 3_504_872,
+          "shufflenet_v2_x1_0": 2_278_604, "vgg16": 138_357_544, "repvgg_a0": 9_108_968,
+          "repvgg_a0_deploy": 8_309_384, "vit_tiny": 5_717_416}
+# The live activations of these networks peak below this many bytes per input pixel of a
+# batch (VGG-16's first convs: two 64-channel fp32 maps, about 512 B per pixel, the largest).
+ACTIVATION_BYTES_PER_PIXEL = 1024
+# A Python process with torch (or ONNX Runtime) loaded, before any model.
+RUNTIME_BYTES = 0.5e9
+
+
+def memory_estimate(name: str, batch: int = 1, image: int = 224, copies: int = 2) -> float:
+    """Bytes a process running `name` at (batch, image) needs at its peak, on the safe side:
+    the runtime, `copies` of the weights (a model and its export or session), three times the
+    activation high-water (torch's allocator keeps what it freed; a reference output)."""
+    return RUNTIME_BYTES + copies * 4 * PARAMS[name] + 3 * batch * image * image * ACTIVATION_BYTES_PER_PIXEL
+
+
 # Every model is defined for the published 224x224 ImageNet input. The CNNs also accept
 # other sizes (adaptive pooling); vit_tiny's position embedding fixes it at 224.
 _IMAGE = 224

@@ -3,6 +3,7 @@
 The references are compiled only by benchmarks, never needed by the tool:
     binary = compile_c(Path("bench/reference/fma.c"), extra_flags=["-fopenmp"])
     result = run_reference(binary, ["avx2", "float32", "1"], env={"OMP_NUM_THREADS": "1"})
+    avx2_only = compile_c(Path("bench/reference/sweep.c"), extra_flags=["-fopenmp"], march="haswell")
 A reference prints "key=value" lines; run_reference returns them as a dict, with values
 converted to int or float where they parse as one.
 """
@@ -14,18 +15,24 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BUILD_DIR = HERE / "build"
-BASE_FLAGS = ("-O3", "-march=native")
+BASE_FLAGS = ("-O3",)
 
 
-def compile_c(source: Path, extra_flags=(), output: Path | None = None) -> Path:
-    """gcc -O3 -march=native [extra_flags] source -lm -> bench/reference/build/<stem>.
-    Recompiles only when the source or the flags changed; returns the binary's path."""
+def compile_c(source: Path, extra_flags=(), output: Path | None = None, march: str = "native",
+              assembly: bool = False) -> Path:
+    """gcc -O3 -march=MARCH [extra_flags] source -lm -> bench/reference/build/<stem>, or
+    <stem>-<march> for a -march other than native (march="haswell": the AVX2-only build,
+    no AVX-512 whatever the host has). assembly=True writes `gcc -S` output instead
+    (<name>.s), to read the hot loops. Recompiles only when the source or the flags
+    changed; returns the path written."""
     source = Path(source).resolve()
-    flags = [*BASE_FLAGS, *extra_flags]
-    binary = Path(output) if output else BUILD_DIR / source.stem
+    flags = [*BASE_FLAGS, f"-march={march}", *extra_flags]
+    name = source.stem if march == "native" else f"{source.stem}-{march}"
+    binary = Path(output) if output else BUILD_DIR / (name + (".s" if assembly else ""))
     binary.parent.mkdir(parents=True, exist_ok=True)
     stamp = binary.with_name(binary.name + ".flags")
-    command = [os.environ.get("CC", "gcc"), *flags, str(source), "-o", str(binary), "-lm"]
+    command = [os.environ.get("CC", "gcc"), *flags, *(["-S"] if assembly else []), str(source),
+               "-o", str(binary), *([] if assembly else ["-lm"])]
     if (binary.exists() and stamp.exists() and stamp.read_text() == " ".join(command)
             and binary.stat().st_mtime >= source.stat().st_mtime):
         return binary

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import unicodedata
 
 from harness.commands import compare, conv, device, export, kinds, model, probe, profile, report, run, throttle
 from harness.core.errors import UsageError
@@ -56,21 +57,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """The message with control characters and line breaks the user typed (in a key, a
+    path) written as escapes, so an error is always one line."""
+    return "".join(ch if ch == " " or (ch.isprintable() and unicodedata.category(ch)[0] != "Z") or
+                   unicodedata.category(ch) == "Zs" else ch.encode("unicode_escape").decode() for ch in text)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is so that the run is marked interrupted."""
+
+
+def _stop_once(signum, frame):
+    # The first Ctrl-C or SIGTERM stops the command; any later one is ignored until the run
+    # has recorded how it ended (a second signal in the clean-up would leave it "running").
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    before = {s: signal.signal(s, _stop_once) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         return args.func(args)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # the session has marked the run interrupted; its records stay
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the goodbye
-        print("\ninterrupted: every record finished so far is kept", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as exc:  # the session has marked the run interrupted
+        print(f"\n{'interrupted' if isinstance(exc, KeyboardInterrupt) else 'terminated'}: every record "
+              "finished so far is kept", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 143
     except BrokenPipeError:  # `harness kinds | head`: the reader left, nothing is wrong
         sys.stderr.close()
         return 0
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

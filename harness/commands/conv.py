@@ -27,6 +27,8 @@ from harness.session.pipeline import exit_status, run_suite
 HELP = "time one convolution config on each backend against its roofline"
 DESCRIPTION = __doc__
 BACKENDS = ("torch", "onnxruntime")
+# The conv kinds' own bounds (kernels/conv.py SHAPE_PARAMS), said in flag words here.
+MAX_CHANNELS, MAX_SIDE, MAX_BATCH = 1 << 16, 1 << 15, 1 << 12
 
 
 def add_arguments(parser) -> None:
@@ -61,11 +63,14 @@ def _check_flags(args, cpus: list[int]) -> None:
     positive = {"--ic": args.ic, "--oc": args.oc, "--hw": args.hw, "--w": args.w, "-k": args.kernel,
                 "--kw": args.kw, "--stride": args.stride, "--dilation": args.dilation,
                 "--groups": args.groups, "--batch": args.batch}
+    largest = {"--ic": MAX_CHANNELS, "--oc": MAX_CHANNELS, "--groups": MAX_CHANNELS, "--batch": MAX_BATCH}
     for flag, value in positive.items():
         if value is not None and value <= 0:
             raise UsageError(f"{flag}: must be > 0, got {value}")
-    if args.pad < 0:
-        raise UsageError(f"--pad: must be >= 0, got {args.pad}")
+        if value is not None and value > largest.get(flag, MAX_SIDE):
+            raise UsageError(f"{flag}: must be at most {largest.get(flag, MAX_SIDE)}, got {value}")
+    if not 0 <= args.pad <= MAX_SIDE:
+        raise UsageError(f"--pad: must be between 0 and {MAX_SIDE}, got {args.pad}")
     if args.ic % args.groups:
         raise UsageError(f"--groups: --ic {args.ic} is not divisible by --groups {args.groups}")
     if args.oc % args.groups:
@@ -157,7 +162,11 @@ def run(args) -> int:
         flag = {"groups": "--groups", "dtype": "--dtype"}.get(field, field)
         raise UsageError(f"{flag}: {what}") from None
     print("\n".join(cost_lines(args)))
-    suite = build_suite(args, cpus)
+    try:
+        suite = build_suite(args, cpus)
+    except UsageError as exc:  # the memory estimate: say it in the words of the flags
+        _, _, what = str(exc).partition("params: ")
+        raise UsageError(f"--ic/--oc/--hw/--batch: {what or exc}") from None
     print(f"\nrunning {len(suite.cases)} cases: {', '.join(c.case_id for c in suite.cases)}", file=sys.stderr)
     store, records = run_suite(suite, Path(args.results), progress=not args.no_progress)
     order = {b: i for i, b in enumerate(BACKENDS)}

@@ -143,7 +143,14 @@ def run(args) -> int:
     threads = resolve_threads("--threads", _threads(args.threads), system.available_cpus())
     data = build_suite(target, frameworks, threads, args.batch, args.image, args.opt_level, args.budget,
                        layers=args.layers, footprint=not args.no_footprint)
-    suite = parse_suite(data, "harness model")  # validates every case before anything heavy starts
+    try:  # validates every case, its memory estimate included, before anything heavy starts
+        suite = parse_suite(data, "harness model")
+    except UsageError as exc:
+        _, _, what = str(exc).partition("params: ")
+        if not what:
+            raise
+        flags = "--batch/--image" if target["kind"] == "zoo" else target["path"]
+        raise UsageError(f"{flags}: {what}") from None
     if target["kind"] == "zoo":
         name = target["name"]
         shape = (args.batch[0], 3, args.image, args.image)

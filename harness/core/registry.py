@@ -60,7 +60,8 @@ class Param:
             ok = True
         if not ok:
             names = " or ".join(t.__name__ for t in types)
-            return f"expected {names}, got {type(value).__name__} {value!r}"
+            text = repr(value)
+            return f"expected {names}, got {type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
         if isinstance(value, float) and not math.isfinite(value):
             return f"must be a finite number; got {value!r}"
         if self.choices is not None and value not in self.choices:
@@ -84,6 +85,9 @@ class Kind:
                 wrong") for combinations a single Param cannot judge.
     fresh_process -- the case needs a worker of its own (a memory footprint must see one
                 model in one process).
+    memory   -- optional function(params, threads) -> bytes the case will allocate at its
+                peak (an estimate, on the safe side): a case that cannot fit in the memory
+                available is refused when the suite is validated, before anything allocates.
     """
 
     name: str
@@ -93,6 +97,7 @@ class Kind:
     env: Callable[[dict], dict] | None = None
     validate: Callable[[dict], None] | None = None
     fresh_process: bool = False
+    memory: Callable[[dict, int], float] | None = None
 
     def resolve_params(self, given: dict) -> tuple[dict, list[str]]:
         """Fills defaults and checks types. Returns (params, problems as 'key: what')."""

@@ -17,7 +17,6 @@ import select
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -71,10 +70,11 @@ class _Worker:
 
     def __init__(self, cases: list[Case], log_path: Path):
         first = cases[0]
-        spec = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="harness-cases-", delete=False)
-        json.dump({"cases": [c.to_dict() for c in cases]}, spec)
-        spec.close()
-        self.spec_path = spec.name
+        # What the worker is asked, kept beside its log in the run folder (no temporary file
+        # is left behind by a killed run).
+        self.spec_path = str(log_path.with_suffix(".cases.json"))
+        with open(self.spec_path, "w") as spec:
+            json.dump({"cases": [c.to_dict() for c in cases]}, spec)
         read_fd, write_fd = os.pipe()
         env = {**os.environ, **conditions.thread_env(first.threads), **first.env}
         self.log = open(log_path, "ab")
@@ -121,7 +121,6 @@ class _Worker:
             self.proc.wait()
         os.close(self.fd)
         self.log.close()
-        os.unlink(self.spec_path)
 
 
 def group_cases(cases: list[Case]) -> list[list[Case]]:

@@ -44,10 +44,33 @@ def git_revision(path: Path) -> str | None:
         return None
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
+# Manifests are written with this much trailing white space (valid JSON), so that a run
+# stopped by a full disk can still record why, in place, without a byte more of disk.
+MANIFEST_RESERVE = 2048
+
+
+class StoreError(UsageError):
+    """The disk refused a write during a run (full, read-only, a permission taken away)."""
+
+
+def _write_json_atomic(path: Path, data: dict, reserve: int = 0) -> None:
+    text = json.dumps(data, indent=2, default=str) + " " * reserve + "\n"
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        compact = json.dumps(data, default=str)
+        # In place, within the space the file already has (the reserve): no new block needed.
+        if path.exists() and len(compact) < path.stat().st_size:
+            with open(path, "r+") as fh:
+                fh.write(compact + " " * (path.stat().st_size - len(compact) - 1) + "\n")
+            return
+        raise
 
 
 class RunStore:
@@ -62,17 +85,28 @@ class RunStore:
         except OSError as exc:
             raise UsageError(f"{self.path}: cannot write the run there ({exc.strerror or exc})") from None
         self.report: Path | None = None  # set once the run's report is written
+        self.appended = 0  # records written so far
 
     @classmethod
     def create(cls, root: Path, device_slug: str, suite_name: str) -> "RunStore":
+        """A new run folder, made atomically: two runs started in the same second get
+        <stamp>-<suite> and <stamp>-<suite>-2, whichever mkdir wins."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = Path(root) / device_slug
-        path = base / f"{stamp}-{slug(suite_name)}"
-        n = 1
-        while path.exists():
-            n += 1
-            path = base / f"{stamp}-{slug(suite_name)}-{n}"
-        return cls(path)
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{base}: cannot write the run there ({exc.strerror or exc})") from None
+        for n in range(1, 1000):
+            path = base / (f"{stamp}-{slug(suite_name)}" + (f"-{n}" if n > 1 else ""))
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise UsageError(f"{path}: cannot write the run there ({exc.strerror or exc})") from None
+            return cls(path)
+        raise UsageError(f"{base}: a thousand runs of {suite_name} started this second; wait a second")
 
     @property
     def run_id(self) -> str:
@@ -80,7 +114,10 @@ class RunStore:
 
     def write_manifest(self, manifest: Manifest) -> None:
         self.manifest = manifest
-        _write_json_atomic(self.path / MANIFEST, manifest.to_json())
+        try:
+            _write_json_atomic(self.path / MANIFEST, manifest.to_json(), reserve=MANIFEST_RESERVE)
+        except OSError as exc:
+            raise StoreError(f"{self.path / MANIFEST}: cannot write the manifest ({exc.strerror or exc})") from None
 
     def update_manifest(self, **fields) -> None:
         manifest = load_manifest(self.path)
@@ -89,16 +126,27 @@ class RunStore:
         self.write_manifest(manifest)
 
     def append(self, record: Record) -> Record:
-        """Writes one record and returns it as stored (run id set)."""
+        """Writes one record and returns it as stored (run id set). A write the disk refuses
+        is a StoreError: every record written before stays readable (a cut-off last line is
+        skipped by load_records)."""
         record.run_id = self.run_id
         record.schema_version = SCHEMA_VERSION
-        self._records.write(json.dumps(record.to_json(), default=str) + "\n")
-        self._records.flush()
-        os.fsync(self._records.fileno())
+        try:
+            self._records.write(json.dumps(record.to_json(), default=str) + "\n")
+            self._records.flush()
+            os.fsync(self._records.fileno())
+        except OSError as exc:
+            raise StoreError(f"{self.path / RECORDS}: cannot write record {self.appended + 1} "
+                             f"({exc.strerror or exc}); the run stopped, the {self.appended} record(s) "
+                             "written before stay readable") from None
+        self.appended += 1
         return record
 
     def close(self) -> None:
-        self._records.close()
+        try:
+            self._records.close()
+        except OSError:  # the buffer could not be flushed: a full disk, already reported
+            pass
 
 
 def resolve_run(path: str | Path) -> Path:

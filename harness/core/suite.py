@@ -34,15 +34,20 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from harness.core import conditions, registry, system
+from harness.core import conditions, registry, suite_file, system
 from harness.core.errors import UsageError
 from harness.core.timing import TimingPolicy
 
 TOP_KEYS = {"name", "description", "defaults", "cases", "include"}
 CASE_KEYS = {"id", "kind", "params", "matrix", "threads", "cpus", "timeout", "budget",
              "min_samples", "max_samples", "warmup_max", "memory_limit_gb", "processes"}
+# Bounds on what a suite may ask for: past them a value is a typo, not a plan (and some
+# would overflow the system calls that carry them: select(), setrlimit()).
+MAX_SECONDS = 86_400.0  # timeout, budget, warm-up: a day
+MAX_SAMPLES = 10_000_000
+MAX_PROCESSES = 100
+MAX_CASES = 10_000  # cases one suite file expands to
+MAX_TEXT = 10_000  # characters of a name or description
 _POLICY = TimingPolicy()
 # A suite key's default; the timing keys take theirs from TimingPolicy (one home).
 DEFAULTS = {"threads": 1, "cpus": None, "timeout": 120.0, "budget": _POLICY.budget_s,
@@ -99,42 +104,62 @@ def _fail(where: str, what: str):
     raise UsageError(f"{where}: {what}")
 
 
-def _number(where, value, minimum=0.0, allow_none=False, integer=False):
+def _number(where, value, minimum=0.0, maximum=math.inf, allow_none=False, integer=False, unit=""):
     if value is None and allow_none:
         return None
     ok_types = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, ok_types):
-        _fail(where, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
+        _fail(where, f"expected {'an integer' if integer else 'a number'}, got {_short(value)}")
     if not math.isfinite(value):
         _fail(where, f"must be a finite number, got {value!r}")
     if value < minimum:
-        _fail(where, f"must be >= {minimum}, got {value!r}")
+        _fail(where, f"must be >= {minimum:g}, got {value!r}")
+    if value > maximum:
+        _fail(where, f"must be <= {maximum:g}{unit}, got {value!r}")
     return value
 
 
+def _short(value) -> str:
+    """A value as the user wrote it, cut so an error stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def resolve_threads(where: str, value, allowed: list[int]) -> list[int]:
+    """Thread counts from an int, 'all', a range '1..all' / '2..8', or a list of them; each
+    checked against the CPUs this process may use before anything is expanded."""
+    shape = "a positive integer, 'all', a range like '1..all', or a list of them"
     values = value if isinstance(value, list) else [value]
+    if len(values) > len(allowed) * 4 + 16:
+        _fail(where, f"{len(values)} thread counts listed; this process may use {len(allowed)} CPUs")
+    too_many = f"threads exceed the {len(allowed)} CPUs this process may use ({allowed}, from sched_getaffinity)"
     expanded = []
-    for v in values:  # "1..all" or "2..8": every thread count in the range
+    for v in values:
         if isinstance(v, str) and ".." in v:
             lo, _, hi = v.partition("..")
             try:
-                lo, hi = int(lo), len(allowed) if hi == "all" else int(hi)
+                lo, hi = int(lo), len(allowed) if hi.strip() == "all" else int(hi)
             except ValueError:
-                _fail(where, f"expected a range like '1..all' or '1..8', got {v!r}")
+                _fail(where, f"expected a range like '1..all' or '1..8', got {_short(v)}")
+            if lo < 1 or hi < lo:
+                _fail(where, f"range {v!r}: expected 1 <= first <= last")
+            if hi > len(allowed):
+                _fail(where, f"range {v!r}: {hi} {too_many}")
             expanded.extend(range(lo, hi + 1))
+        elif v == "all":
+            expanded.append(len(allowed))
+        elif isinstance(v, int) and not isinstance(v, bool):
+            expanded.append(v)
         else:
-            expanded.append(len(allowed) if v == "all" else v)
-    values = expanded
-    if not values:
+            _fail(where, f"expected {shape}; got {_short(v)}")
+    if not expanded:
         _fail(where, "empty list")
-    values = list(dict.fromkeys(values))  # [1, all] on a 1-CPU machine is one case
+    values = list(dict.fromkeys(expanded))  # [1, all] on a 1-CPU machine is one case
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            _fail(where, f"expected a positive integer, a list of them, 'all' or a range '1..all'; got {v!r}")
+        if v < 1:
+            _fail(where, f"expected {shape}; got {v!r}")
         if v > len(allowed):
-            _fail(where, f"{v} threads exceed the {len(allowed)} CPUs this process may use "
-                         f"({allowed}, from sched_getaffinity)")
+            _fail(where, f"{v} {too_many}")
     return values
 
 
@@ -142,19 +167,33 @@ def resolve_cpus(where: str, value, threads: int, allowed: list[int]) -> list[in
     if value is None:
         return conditions.choose_cpus(threads, allowed)
     if not isinstance(value, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in value):
-        _fail(where, f"expected a list of CPU numbers, got {value!r}")
+        _fail(where, f"expected a list of CPU numbers, got {_short(value)}")
     missing = [c for c in value if c not in allowed]
     if missing:
         _fail(where, f"CPUs {missing} are not available to this process (available: {allowed})")
+    twice = sorted({c for c in value if value.count(c) > 1})
+    if twice:
+        _fail(where, f"CPU {twice[0]} listed twice: each thread needs a CPU of its own")
     if len(value) < threads:
         _fail(where, f"{len(value)} CPUs listed for {threads} threads")
     return value
 
 
+def _check_memory(where: str, needed: float, limit_gb: float | None) -> None:
+    """Refuses a case whose memory estimate exceeds what is available (or its memory_limit_gb)."""
+    available = system.available_memory()
+    limit, what = available, "available on this machine (cgroup limit included)"
+    if limit_gb is not None and limit_gb * 1e9 < limit:
+        limit, what = limit_gb * 1e9, "its memory_limit_gb"
+    if needed > limit:
+        _fail(where, f"the case needs about {needed / 1e9:.3g} GB (an estimate), more than the {limit / 1e9:.3g} GB "
+                     f"{what}; make it smaller")
+
+
 def expand_case(where: str, raw: dict, defaults: dict, allowed: list[int]) -> list[Case]:
     """One raw case entry, with defaults applied, into validated Cases."""
     if not isinstance(raw, dict):
-        _fail(where, f"expected a mapping with at least 'kind', got {raw!r}")
+        _fail(where, f"expected a mapping with at least 'kind', got {_short(raw)}")
     unknown = sorted(set(raw) - CASE_KEYS)
     if unknown:
         _fail(f"{where}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(CASE_KEYS))})")
@@ -165,26 +204,33 @@ def expand_case(where: str, raw: dict, defaults: dict, allowed: list[int]) -> li
     except KeyError as exc:
         _fail(f"{where}.kind", exc.args[0])
     if kind is None:
-        _fail(f"{where}.kind", f"expected a string, got {raw['kind']!r}")
+        _fail(f"{where}.kind", f"expected a string, got {_short(raw['kind'])}")
     merged = {**DEFAULTS, **defaults, **raw}
-    params = merged.get("params") or {}
+    params = {} if merged.get("params") is None else merged["params"]
     if not isinstance(params, dict):
-        _fail(f"{where}.params", f"expected a mapping, got {params!r}")
-    matrix = merged.get("matrix") or {}
+        _fail(f"{where}.params", f"expected a mapping, got {_short(params)}")
+    matrix = {} if merged.get("matrix") is None else merged["matrix"]
     if not isinstance(matrix, dict) or not all(isinstance(v, list) and v for v in matrix.values()):
         _fail(f"{where}.matrix", "expected a mapping of parameter -> non-empty list of values")
+    combinations = math.prod(len(v) for v in matrix.values())
+    if combinations > MAX_CASES:
+        _fail(f"{where}.matrix", f"{combinations} combinations; a suite may expand to at most {MAX_CASES} cases")
     case_id = merged.get("id", kind.name)
     if not isinstance(case_id, str) or not case_id:
-        _fail(f"{where}.id", f"expected a non-empty string, got {case_id!r}")
-    timeout = _number(f"{where}.timeout", merged["timeout"], minimum=0.1)
-    budget = _number(f"{where}.budget", merged["budget"], minimum=0.0)
-    min_samples = _number(f"{where}.min_samples", merged["min_samples"], minimum=1, integer=True)
-    max_samples = _number(f"{where}.max_samples", merged["max_samples"], minimum=1, integer=True)
+        _fail(f"{where}.id", f"expected a non-empty string, got {_short(case_id)}")
+    timeout = _number(f"{where}.timeout", merged["timeout"], minimum=0.1, maximum=MAX_SECONDS, unit=" s")
+    budget = _number(f"{where}.budget", merged["budget"], minimum=0.0, maximum=MAX_SECONDS, unit=" s")
+    min_samples = _number(f"{where}.min_samples", merged["min_samples"], minimum=1, maximum=MAX_SAMPLES,
+                          integer=True)
+    max_samples = _number(f"{where}.max_samples", merged["max_samples"], minimum=1, maximum=MAX_SAMPLES,
+                          integer=True)
     if max_samples < min_samples:
         _fail(f"{where}.max_samples", f"{max_samples} is below min_samples {min_samples}")
-    warmup_max = _number(f"{where}.warmup_max", merged["warmup_max"], minimum=0.0)
-    memory_limit = _number(f"{where}.memory_limit_gb", merged["memory_limit_gb"], minimum=0.01, allow_none=True)
-    processes = _number(f"{where}.processes", merged["processes"], minimum=1, integer=True)
+    warmup_max = _number(f"{where}.warmup_max", merged["warmup_max"], minimum=0.0, maximum=MAX_SECONDS, unit=" s")
+    memory_gb = system.total_memory_bytes() / 1e9
+    memory_limit = _number(f"{where}.memory_limit_gb", merged["memory_limit_gb"], minimum=0.01, maximum=memory_gb,
+                           allow_none=True, unit=" GB (this machine's memory: 1 GB = 1e9 bytes)")
+    processes = _number(f"{where}.processes", merged["processes"], minimum=1, maximum=MAX_PROCESSES, integer=True)
     policy = TimingPolicy(budget_s=float(budget), min_samples=min_samples, max_samples=max_samples,
                           warmup_max_s=float(warmup_max))
 
@@ -198,6 +244,8 @@ def expand_case(where: str, raw: dict, defaults: dict, allowed: list[int]) -> li
             if problems:
                 key, _, what = problems[0].partition(": ")
                 _fail(f"{where}.params.{key}", what)
+            if kind.memory is not None:
+                _check_memory(f"{where}.params", kind.memory(resolved, threads), memory_limit)
             suffix = ",".join(f"{k}={v}" for k, v in combo.items())
             cid = f"{case_id}[{suffix + ',' if suffix else ''}t={threads}]"
             env = kind.env(resolved) if kind.env else {}
@@ -213,15 +261,15 @@ def parse_suite(data, source: str, allowed: list[int] | None = None, _including:
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
         _fail(f"{source}: {unknown[0]}", f"unknown top-level key (allowed: {', '.join(sorted(TOP_KEYS))})")
-    included = data.get("include") or []
+    included = [] if data.get("include") is None else data["include"]
     raw_cases = data.get("cases", [] if included else None)
     if not isinstance(included, list) or not all(isinstance(i, str) for i in included):
-        _fail(f"{source}: include", f"expected a list of suite file names, got {included!r}")
+        _fail(f"{source}: include", f"expected a list of suite file names, got {_short(included)}")
     if not isinstance(raw_cases, list) or not (raw_cases or included):
         _fail(f"{source}: cases", "expected a non-empty list of cases")
-    defaults = data.get("defaults") or {}
+    defaults = {} if data.get("defaults") is None else data["defaults"]
     if not isinstance(defaults, dict):
-        _fail(f"{source}: defaults", f"expected a mapping, got {defaults!r}")
+        _fail(f"{source}: defaults", f"expected a mapping, got {_short(defaults)}")
     bad = sorted(set(defaults) - (CASE_KEYS - {"id", "kind"}))
     if bad:
         _fail(f"{source}: defaults.{bad[0]}", "unknown key")
@@ -233,34 +281,30 @@ def parse_suite(data, source: str, allowed: list[int] | None = None, _including:
         cases.extend(load_suite(path, allowed, _including).cases)
     for i, raw in enumerate(raw_cases):
         cases.extend(expand_case(f"{source}: cases[{i}]", raw, defaults, allowed))
+        if len(cases) > MAX_CASES:
+            _fail(f"{source}: cases[{i}]", f"the suite expands to more than {MAX_CASES} cases")
     ids = [c.case_id for c in cases]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         _fail(f"{source}: cases", f"duplicate case id {dupes[0]!r}; give each case a distinct 'id'")
     name = data.get("name", Path(source).stem)
-    if not isinstance(name, str):
-        _fail(f"{source}: name", f"expected a string, got {name!r}")
-    return Suite(name=name, description=str(data.get("description", "")), cases=cases)
+    if not isinstance(name, str) or not 0 < len(name) <= 200:
+        _fail(f"{source}: name", f"expected a string of 1 to 200 characters, got {_short(name)}")
+    description = data.get("description", "")
+    if not isinstance(description, str) or len(description) > MAX_TEXT:
+        _fail(f"{source}: description", f"expected a string of at most {MAX_TEXT} characters")
+    return Suite(name=name, description=description, cases=cases)
 
 
 def load_suite(path: str | Path, allowed: list[int] | None = None, _including: tuple = ()) -> Suite:
     path = Path(path)
     if not path.exists():
-        bundled = Path(__file__).resolve().parent.parent / "suites" / path.name
+        bundled = Path(__file__).resolve().parents[2] / "suites" / path.name
         hint = f" (did you mean suites/{path.name}?)" if bundled.exists() and path != bundled else ""
         raise UsageError(f"{path}: no such suite file{hint}")
     if path.resolve() in _including:
         raise UsageError(f"{path}: includes itself (through {' -> '.join(p.name for p in _including)})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read the suite file ({exc.__class__.__name__}: "
-                         f"{getattr(exc, 'strerror', None) or exc})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{path}:{where}: not valid YAML: {problem}") from None
+    data = suite_file.read(path)
     suite = parse_suite(data, str(path), allowed, _including + (path.resolve(),))
     suite.path = path
     return suite

@@ -235,6 +235,13 @@ def cgroup_room() -> int | None:
     return None
 
 
+def total_memory_bytes() -> int:
+    """The machine's memory, or its cgroup limit where that is lower."""
+    total = psutil.virtual_memory().total
+    limit = cgroup_memory_limit()
+    return min(total, limit) if limit else total
+
+
 def available_memory() -> int:
     """Bytes that can be allocated without swapping or hitting a cgroup limit: the smaller of
     the kernel's MemAvailable and the cgroup's remaining room."""

@@ -26,7 +26,7 @@ from harness.analysis import snapshot as snapshots
 from harness.analysis.placement import placer
 from harness.core.records import Manifest, Record
 from harness.core.runner import run_cases
-from harness.core.store import RunStore, git_revision
+from harness.core.store import RunStore, StoreError, git_revision
 from harness.core.suite import Case, Suite
 from harness.presentation.report import write_report
 from harness.session.progress import Progress
@@ -103,7 +103,7 @@ class Session:
     def run(self) -> tuple[RunStore, list[Record]]:
         probes = [c for c in self.suite.cases if c.kind.startswith("probe.")]
         others = [c for c in self.suite.cases if not c.kind.startswith("probe.")]
-        status = "interrupted"
+        status, stop_reason = "interrupted", None
         try:
             if probes:
                 self._probes(probes)
@@ -116,9 +116,15 @@ class Session:
                     self.progress.add(case)
                 self._run(retries, enrich=placer(self.snapshot))
             status = "complete"
+        except StoreError as exc:
+            status, stop_reason = "stopped", str(exc)
+            raise
         finally:
             self.progress.close()
-            self.store.update_manifest(status=status, finished_at=time.time())
+            try:
+                self.store.update_manifest(status=status, finished_at=time.time(), stop_reason=stop_reason)
+            except StoreError as exc:  # the disk refused even that: say so, the records stand
+                print(f"warning: {exc}", file=sys.stderr)
             self.store.close()
         self.store.report = write_report_safely(self.store.path)
         return self.store, self.records

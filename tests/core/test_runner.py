@@ -30,8 +30,8 @@ cases:
   - {id: hangs, kind: diagnostic.hang, timeout: 2}
   - {id: after, kind: diagnostic.sleep, params: {seconds: 0.0001}}
 """)
-    assert by_id["before[t=1]"].status == "ok"
-    assert by_id["after[t=1]"].status == "ok"
+    assert by_id["before[t=1]"].measured
+    assert by_id["after[t=1]"].measured
     assert by_id["abort[t=1]"].status == "failed"
     assert "SIGABRT" in by_id["abort[t=1]"].error
     assert by_id["raises[t=1]"].status == "failed"
@@ -39,7 +39,7 @@ cases:
     assert by_id["hangs[t=1]"].status == "failed"
     assert "timed out after 2 s" in by_id["hangs[t=1]"].error
     df = load_run(store.path)
-    assert len(df) == 5 and set(df["status"]) == {"ok", "failed"}
+    assert len(df) == 5 and set(df["status"]) <= {"ok", "suspect", "failed"} and "failed" in set(df["status"])
 
 
 def test_out_of_memory_under_a_memory_limit_is_a_failed_record(tmp_path):
@@ -50,7 +50,7 @@ cases:
 """)
     assert by_id["big[t=1]"].status == "failed"
     assert "MemoryError" in by_id["big[t=1]"].error
-    assert by_id["ok[t=1]"].status == "ok"
+    assert by_id["ok[t=1]"].measured
 
 
 def test_affinity_and_threads_are_applied_in_the_worker(tmp_path):
@@ -122,7 +122,7 @@ cases:
     run = find_runs(results)[0]
     df = load_run(run)
     assert sorted(df["case_id"]) == ["one[t=1]", "two[t=1]"]
-    assert (df["status"] == "ok").all()
+    assert df["status"].isin(["ok", "suspect"]).all()  # measured (a noisy machine may make one suspect)
     assert load_manifest(run).status == "running"  # never marked complete: it was killed
     # The orphaned worker dies with its parent (PR_SET_PDEATHSIG) instead of hanging on a core.
     _, alive = psutil.wait_procs(workers, timeout=10)
@@ -168,7 +168,7 @@ cases:
     import numpy as np
     assert t.median == np.median(t.samples)
     assert r.metrics["flops_per_s"] == r.cost.flops / t.median
-    assert by_id["solo[t=1]"].status == "ok"
+    assert by_id["solo[t=1]"].measured
 
 
 def test_a_pooled_case_fails_when_any_process_fails(tmp_path):

@@ -80,7 +80,30 @@ def test_thread_ranges_expand():
     assert [c.threads for c in suite.cases] == [1, 2, 3]
     with pytest.raises(UsageError, match=r"threads: expected a range like"):
         parse_suite({"cases": [{"kind": "diagnostic.empty", "threads": "1..lots"}]}, "s.yaml", allowed=[0, 1])
-    with pytest.raises(UsageError, match=r"threads: 3 threads exceed"):
+    with pytest.raises(UsageError, match=r"threads: range '1..5': 5 threads exceed"):
         parse_suite({"cases": [{"kind": "diagnostic.empty", "threads": "1..5"}]}, "s.yaml", allowed=[0, 1])
 
 
+
+
+def test_a_missing_suite_named_like_a_shipped_one_gets_a_hint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match=r"quick.yaml: no such suite file \(did you mean suites/quick.yaml\?\)"):
+        load_suite("quick.yaml")
+
+
+def test_a_case_that_cannot_fit_in_memory_is_refused_at_validation(monkeypatch):
+    from harness.core import system
+
+    monkeypatch.setattr(system, "available_memory", lambda: 8 * 10**9)
+    with pytest.raises(UsageError, match=r"cases\[0\].params: the case needs about 756 GB .* more than the 8 GB available"):
+        parse_suite({"cases": [{"kind": "conv", "params": {"backend": "torch", "ic": 256, "oc": 256, "h": 1024,
+                                                           "kh": 3, "pad": 1, "n": 64}}]}, "s.yaml", allowed=[0, 1])
+    with pytest.raises(UsageError, match=r"cases\[0\].params: the case needs about .* GB .* memory_limit_gb"):
+        parse_suite({"cases": [{"kind": "numpy.matmul", "params": {"n": 20000}, "memory_limit_gb": 1}]},
+                    "s.yaml", allowed=[0, 1])
+    with pytest.raises(UsageError, match=r"the case needs about"):
+        parse_suite({"cases": [{"kind": "model.torch", "params": {"model": "resnet18", "batch": 256, "image": 1024}}]},
+                    "s.yaml", allowed=[0, 1])
+    # what fits passes
+    assert parse_suite({"cases": [{"kind": "numpy.matmul", "params": {"n": 1024}}]}, "s.yaml", allowed=[0, 1]).cases

@@ -217,7 +217,7 @@ def conv_cmd(*args, timeout=120):
 
 @pytest.mark.parametrize("args, expected", [
     (["--ic", "-1", "--oc", "8", "--hw", "8"], "--ic: must be > 0"),
-    (["--ic", "8", "--oc", "8", "--hw", "8", "--pad", "-1"], "--pad: must be >= 0"),
+    (["--ic", "8", "--oc", "8", "--hw", "8", "--pad", "-1"], "--pad: must be between 0"),
     (["--ic", "6", "--oc", "8", "--hw", "8", "--groups", "4"], "--groups: --ic 6 is not divisible"),
     (["--ic", "8", "--oc", "8", "--hw", "2", "-k", "5"], "output size"),
     (["--ic", "8", "--oc", "8", "--hw", "8", "--threads", "4096"], "--threads 4096"),
@@ -242,7 +242,7 @@ def test_conv_cmd_end_to_end(tmp_path):
     assert sorted(r["params"]["backend"] for r in records) == ["onnxruntime", "torch"]
     expected = conv2d_cost((1, 8, 10, 10), 16, 3, 1, 1)
     for r in records:
-        assert r["status"] == "ok", r.get("error")
+        assert r["status"] in ("ok", "suspect"), r.get("error")
         assert (r["cost"]["flops"], r["cost"]["bytes"]) == (expected.flops, expected.bytes)
         assert r["info"]["malloc_env"] == conv.MALLOC_ENV  # the worker started with it
         assert re.search(rf"^{r['params']['backend']}\s+1\s", out.stdout, re.M)

@@ -33,11 +33,13 @@ cases:
     assert f["rss_runtime_bytes"] > 0 and f["steady_run_peak_bytes"] >= f["loaded_bytes"] * 0.9
 
 
-def test_a_footprint_that_does_not_fit_is_a_failed_record(tmp_path):
-    by_id = _run(tmp_path, """
-defaults: {budget: 0.0, min_samples: 1, warmup_max: 0.0, timeout: 300}
+def test_a_footprint_that_cannot_fit_is_refused_before_it_allocates(tmp_path):
+    import pytest
+
+    from harness.core.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"params: the case needs about .* GB .*memory_limit_gb"):
+        _run(tmp_path, """
 cases:
   - {id: fp, kind: model.footprint, params: {model: vgg16}, memory_limit_gb: 1.0}
 """)
-    r = by_id["fp[t=1]"]
-    assert r.status == "failed" and r.error.startswith("out of memory"), r.error
