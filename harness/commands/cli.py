@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Terminated) as exc:  # the session has marked the run interrupted
+        # Signals stay ignored to the end: a later Ctrl-C must not raise inside the
+        # interpreter's exit hooks (torch's and weakref's atexit callbacks) and print a traceback.
+        before = {}
         print(f"\n{'interrupted' if isinstance(exc, KeyboardInterrupt) else 'terminated'}: every record "
               "finished so far is kept", file=sys.stderr)
         return 130 if isinstance(exc, KeyboardInterrupt) else 143

@@ -154,3 +154,21 @@ def test_the_manifest_is_rewritten_in_place_when_the_disk_is_full(tmp_path, monk
     store._records = open("/dev/full", "a")  # every write: ENOSPC
     with pytest.raises(StoreError, match="cannot write record 1 .*No space left on device"):
         store.append(record("x", {}, 1))
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("[1, 2, 3]", "not a record (a JSON object was expected, got list)"),
+    ('"text"', "not a record (a JSON object was expected, got str)"),
+    ('{"case_id": "a", "kind": "k", "status": "ok", "schema_version": 999}', "written by a newer harness"),
+    ('{"case_id": "a", "kind": "k", "status": "ok", "schema_version": "2"}', "is not a version number"),
+    ('{"case_id": "a", "kind": "k", "status": "ok", "timing": [1]}', "not a record this harness can read"),
+])
+def test_every_reader_refuses_a_record_it_cannot_read_in_one_line(tmp_path, line, expected):
+    run = tmp_path / "dev" / "run"
+    run.mkdir(parents=True)
+    good = '{"case_id": "b", "kind": "diagnostic.empty", "status": "skipped", "error": "x"}'
+    (run / "records.jsonl").write_text(f"{good}\n{line}\n{good}\n")
+    (run / MANIFEST).write_text(json.dumps({"run_id": "dev/run", "status": "complete"}))
+    for argv in (["report", run], ["compare", run, run], ["export", run, "--format", "csv"]):
+        err = one_line_error(harness_cli(*argv))
+        assert "records.jsonl: line 2" in err and expected in err, (argv, err)

@@ -3,7 +3,11 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+
+import pytest
 
 from support import ROOT
 from harness.core.store import RunStore, find_runs, load_manifest, load_run
@@ -129,7 +133,7 @@ cases:
     assert not alive, f"workers outlived the killed run: {alive}"
 
 
-def test_ctrl_c_stops_the_run_keeps_its_records_and_marks_it_interrupted(tmp_path, write_suite):
+def _start_hanging_run(tmp_path, write_suite):
     suite = write_suite(FAST + """
 cases:
   - {id: one, kind: diagnostic.empty}
@@ -145,13 +149,37 @@ cases:
             break
         time.sleep(0.1)
     time.sleep(0.5)  # the hanging case has started
-    proc.send_signal(signal.SIGINT)
+    return proc, results
+
+
+@pytest.mark.parametrize("signals, gap, code, word", [
+    ([signal.SIGINT], 0, 130, "interrupted"),
+    ([signal.SIGINT, signal.SIGINT], 0.02, 130, "interrupted"),  # two Ctrl-C 20 ms apart
+    ([signal.SIGINT] * 3, 0.2, 130, "interrupted"),  # three, 200 ms apart
+    ([signal.SIGTERM], 0, 143, "terminated"),
+    ([signal.SIGTERM, signal.SIGINT], 0.05, 143, "terminated"),
+])
+def test_signals_stop_the_run_keep_its_records_and_mark_it_interrupted(tmp_path, write_suite, signals, gap, code,
+                                                                        word):
+    import psutil
+
+    started = time.time()
+    proc, results = _start_hanging_run(tmp_path, write_suite)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    for sig in signals:
+        proc.send_signal(sig)
+        time.sleep(gap)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
-    assert "interrupted: every record finished so far is kept" in err and "Traceback" not in err
+    assert proc.returncode == code, err
+    assert f"{word}: every record finished so far is kept" in err and "Traceback" not in err, err
     run = find_runs(results)[0]
     assert list(load_run(run)["case_id"]) == ["one[t=1]"]
     assert load_manifest(run).status == "interrupted"
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"workers outlived the run: {alive}"
+    # What each worker was asked lives beside its log in the run folder, not in /tmp.
+    assert list((run / "logs").glob("worker-*.cases.json"))
+    assert not [p for p in Path(tempfile.gettempdir()).glob("harness-cases-*") if p.stat().st_mtime >= started]
 
 
 def test_a_case_pooled_over_processes_runs_in_fresh_workers_and_pools_its_samples(tmp_path):
