@@ -18,7 +18,7 @@ import os
 import platform
 import re
 
-import numpy  # noqa: F401  (loaded so that threadpoolctl sees its BLAS: blas_info)
+import numpy  # loaded so that threadpoolctl sees its BLAS (blas_info)
 import psutil
 
 from harness.core import conditions, isa, system
@@ -115,7 +115,12 @@ def blas_info() -> list[dict]:
     from threadpoolctl import threadpool_info
 
     keep = ("internal_api", "version", "architecture", "threading_layer", "num_threads", "prefix")
-    return [{k: p.get(k) for k in keep} for p in threadpool_info()]
+    numpy_prefix = os.path.dirname(numpy.__file__)  # .../site-packages/numpy (and numpy.libs beside it)
+    # numpy_blas marks the library numpy.matmul calls: which others are loaded (scipy's, torch's)
+    # depends on what the process imported, so only that one may key the BLAS ceiling.
+    return [{**{k: p.get(k) for k in keep},
+             "numpy_blas": (p.get("filepath") or "").startswith(numpy_prefix)}
+            for p in threadpool_info()]
 
 
 def gpus() -> list[dict]:

@@ -40,8 +40,11 @@ def exit_status(records: list[Record]) -> int:
 
 
 def blas_library(fp: dict) -> str | None:
-    found = [f"{b.get('internal_api')} {b.get('version')}" for b in fp.get("blas") or []]
-    return ", ".join(found) or None
+    """The BLAS numpy.matmul calls ("openblas 0.3.31"), which keys the BLAS ceiling; a
+    fingerprint that does not say which is numpy's (older ones) gives all it lists."""
+    blas = fp.get("blas") or []
+    mine = [b for b in blas if b.get("numpy_blas")] or [b for b in blas if "numpy_blas" not in b]
+    return ", ".join(f"{b.get('internal_api')} {b.get('version')}" for b in mine) or None
 
 
 def health_context(fp: dict) -> profiles.HealthContext:

@@ -40,3 +40,18 @@ def test_fingerprint_fields():
     assert peaks["float64"]["flops_per_cycle_per_core"] * 2 == peaks["float32"]["flops_per_cycle_per_core"]
     if "bfloat16" in peaks:  # vdpbf16ps: two bf16 multiply-adds per fp32 lane
         assert peaks["bfloat16"]["flops_per_cycle_per_core"] == 2 * peaks["float32"]["flops_per_cycle_per_core"]
+
+
+def test_the_blas_ceiling_is_keyed_by_numpys_blas_whatever_else_is_loaded():
+    import scipy.linalg  # noqa: F401  (loads scipy's own OpenBLAS beside numpy's)
+
+    from harness.analysis.fingerprint import blas_info
+    from harness.session.pipeline import blas_library
+
+    libraries = blas_info()
+    mine = [b for b in libraries if b["numpy_blas"]]
+    assert len(mine) == 1
+    assert blas_library({"blas": libraries}) == f"{mine[0]['internal_api']} {mine[0]['version']}"
+    fake = [{"internal_api": "openblas", "version": "0.3.30", "numpy_blas": False}, *mine]
+    assert blas_library({"blas": fake}) == blas_library({"blas": mine})
+    assert blas_library({"blas": [{"internal_api": "mkl", "version": "2024"}]}) == "mkl 2024"  # older fingerprints
