@@ -62,7 +62,6 @@ def suite_rows() -> list[Row]:
         ("unknown case key", ("run", "{suite}"), "cases: [{id: t, kind: diagnostic.empty, treads: 1}]\n"),
         ("unknown kind", ("run", "{suite}"), "cases: [{id: t, kind: conv.tensorflow}]\n"),
         ("no cases", ("run", "{suite}"), "name: x\ncases: []\n"),
-        ("case without id", ("run", "{suite}"), "cases: [{kind: diagnostic.empty}]\n"),
         ("duplicate case ids", ("run", "{suite}"),
          "cases: [{id: t, kind: diagnostic.empty}, {id: t, kind: diagnostic.empty}]\n"),
         ("include of a missing file", ("run", "{suite}"), "include: [nope.yaml]\n" + CASE),
@@ -87,7 +86,7 @@ def number_rows() -> list[Row]:
         ("timeout nan", case("timeout: .nan")),
         ("timeout a string", case("timeout: soon")),
         ("budget inf", case("budget: .inf")),
-        ("budget 0", case("budget: 0")),
+        ("budget -1", case("budget: -1")),
         ("memory_limit_gb 1e10", case("memory_limit_gb: 1.0e+10")),
         ("memory_limit_gb 0", case("memory_limit_gb: 0")),
         ("threads [[1]]", case("threads: [[1]]")),
@@ -108,11 +107,11 @@ def number_rows() -> list[Row]:
         ("conv ic 0", case("", "conv.torch", "ic: 0, oc: 8, h: 8, kh: 3")),
         ("conv ic false", case("", "conv.torch", "ic: false, oc: 8, h: 8, kh: 3")),
         ("conv h 1e9", case("", "conv.torch", "ic: 8, oc: 8, h: 1000000000, kh: 3")),
-        ("conv needing 25 GB", case("", "conv.torch", "ic: 512, oc: 512, h: 1024, kh: 3, pad: 1, batch: 24")),
+        ("conv needing 25 GB", case("", "conv.torch", "ic: 512, oc: 512, h: 1024, kh: 3, pad: 1, n: 24")),
         ("conv kernel larger than the image", case("", "conv.torch", "ic: 8, oc: 8, h: 4, kh: 9")),
         ("conv groups not dividing ic", case("", "conv.torch", "ic: 6, oc: 8, h: 8, kh: 3, groups: 4")),
         ("matmul n 1e6", case("", "numpy.matmul", "n: 1000000")),
-        ("stream 1e12 elements", case("", "probe.stream", "n: 1000000000000")),
+        ("stream arrays of 1e9 MB", case("", "probe.stream", "mbytes: 1000000000")),
         ("page faults 1e9 MB", case("", "memory.page_faults", "mbytes: 1000000000")),
         ("unknown param", case("", "diagnostic.sleep", "seconds: 0.001, bogus: 1")),
         ("model batch 1e6", case("", "model.torch", "model: resnet18, batch: 1000000")),
@@ -144,19 +143,19 @@ def flag_rows() -> list[Row]:
         ("compare a missing run", ("compare", "latest", "nope")),
         ("export --format xml", ("export", "latest", "--format", "xml")),
         ("profile --forget a missing run", ("profile", "--forget", "nope")),
-        ("throttle --levels avx9000", ("throttle", "--levels", "avx9000")),
-        ("probe --repeats 0", ("probe", "--repeats", "0")),
+        ("throttle --isa avx9000", ("throttle", "--isa", "avx9000")),
+        ("probe --budget-scale 0", ("probe", "--budget-scale", "0")),
         ("unknown command", ("benchmark",)),
-        ("no command", ()),
+        ("throttle --max-cores 0", ("throttle", "--max-cores", "0")),
     ]
     return [Row("flags", what, args) for what, args in rows]
 
 
 def store_rows(results: Path) -> list[Row]:
     """Broken run folders under a results folder of their own (made by `prepare_store`)."""
-    r = str(results)
-    return [Row("store", what, (cmd, run, "--results", r) if cmd != "compare" else
-                (cmd, run, "good", "--results", r))
+    runs = results / "runs"
+    return [Row("store", what, (cmd, str(runs / run)) + (("--format", "csv") if cmd == "export" else ())
+                if cmd != "compare" else (cmd, str(runs / run), str(runs / "good")))
             for what, cmd, run in [
                 ("report: a records line that is a list", "report", "list-line"),
                 ("report: schema_version 999", "report", "schema-999"),
@@ -172,7 +171,7 @@ def store_rows(results: Path) -> list[Row]:
 
 def fault_rows() -> list[Row]:
     crash = "cases: [{id: c, kind: diagnostic.crash}, {id: h, kind: diagnostic.hang, timeout: 3}, " \
-            "{id: m, kind: diagnostic.allocate, params: {mbytes: 4000}, memory_limit_gb: 0.5}, " \
+            "{id: m, kind: diagnostic.allocate, params: {gbytes: 4}, memory_limit_gb: 0.5}, " \
             "{id: ok, kind: diagnostic.empty}]\n"
     slow = "defaults: {budget: 30}\ncases: [{id: a, kind: diagnostic.sleep, params: {seconds: 0.01}}, " \
            "{id: b, kind: diagnostic.sleep, params: {seconds: 0.01}}]\n"
@@ -196,8 +195,8 @@ def prepare_store(results: Path) -> None:
         ("good", good, []),
         ("list-line", good, ["[1, 2]"]),
         ("number-line", good, ["3"]),
-        ("schema-999", {**good, "schema_version": 999}, []),
-        ("schema-str", {**good, "schema_version": "two"}, []),
+        ("schema-999", {**good, "schema_version": 999}, ['{"schema_version": 999, "case_id": "x"}']),
+        ("schema-str", {**good, "schema_version": "two"}, ['{"schema_version": "two", "case_id": "x"}']),
         ("bad-manifest", None, []),
         ("no-manifest", False, []),
     ]:
