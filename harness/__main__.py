@@ -1,6 +1,6 @@
 """`python -m harness ...` is `harness ...`."""
 import sys
 
-from harness.commands.cli import main
+from harness.commands.entry import main
 
 sys.exit(main())

@@ -202,3 +202,17 @@ cases:
 def test_a_pooled_case_fails_when_any_process_fails(tmp_path):
     _, by_id = _run(tmp_path, FAST + "cases:\n  - {id: c, kind: diagnostic.crash, processes: 2}\n")
     assert by_id["c[t=1]"].status == "failed" and by_id["c[t=1]"].error.startswith("process 1 of 2")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_the_commands_are_still_importing_ends_quietly(tmp_path, sig, code):
+    # entry.py's handler is in place within milliseconds; the commands take a second or more
+    # to import, so 0.3 s lands in the imports (harness.commands.cli is not imported yet).
+    proc = subprocess.Popen([sys.executable, "-c", "import sys\nfrom harness.commands import entry\n"
+                             "entry.quit_quietly_on_signals()\nprint('ready', flush=True)\nsys.argv = ['harness', 'kinds']\nsys.exit(entry.main())"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code and "Traceback" not in err, err
+    assert out == ""  # it stopped before listing anything
