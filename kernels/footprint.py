@@ -3,8 +3,10 @@
 The case always gets a worker of its own (Kind.fresh_process), so what it measures is one
 model in one process: the runtime loaded (rss_runtime_bytes, the floor), then the peak
 while loading the model, resident once loaded, the peak during a first and during a second
-forward pass. Each phase's peak is exact where the kernel lets /proc/self/clear_refs reset
-the peak-RSS counter (else sampled every 0.5 ms); freed memory is handed back between
+forward pass; weights_bytes is what the model holds as weights (a zoo model: its parameters
+and buffers; an ONNX file: its constant tensors, initializers in external files included,
+counted from their dims, not the .onnx file's size). Each phase's peak is exact where the
+kernel lets /proc/self/clear_refs reset the peak-RSS counter (else sampled every 0.5 ms); freed memory is handed back between
 phases (glibc malloc_trim), so resident figures count what is in use, not what the
 allocator kept. footprint_bytes = the second pass's peak above the floor: the memory the
 loaded model occupies at its highest while it runs (weights, activations, the runtime's
@@ -19,14 +21,14 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import os
 
 from harness.core import system
 from harness.core.registry import Kind, Param
 from harness.core.workload import Context, Workload
-from harness.cost.onnx_graph import parse_shapes
+from harness.cost.onnx_graph import load_onnx, parse_shapes, resolve_onnx_shapes
+from harness.cost.onnx_weights import graph_constants, weights_bytes
 from kernels import zoo
-from kernels.models import model_memory, onnx_feed
+from kernels.models import model_memory, onnx_feed, ort_value
 from kernels.ort import create_session
 
 
@@ -46,16 +48,19 @@ def footprint(params: dict, ctx: Context) -> Workload:
     if params["onnx"]:
         import onnxruntime as ort
 
-        shapes = parse_shapes(params["shape"]) if params["shape"] else {}
+        # The graph without its external weights: enough for the feed and the weight bytes
+        # (counted from dims), and freed before the baseline is read.
+        graph = load_onnx(params["onnx"], load_weights=False)
+        shapes = resolve_onnx_shapes(graph, parse_shapes(params["shape"]), params["onnx"])
+        feed = onnx_feed(graph, shapes)
+        weights = weights_bytes(graph_constants(graph))
+        del graph
         _trim()
         baseline = system.rss_bytes()
         built, load_peak = peak.measure(lambda: create_session(params["onnx"], 1, ctx.cpus, "all"))
         session = built.session
-        if not shapes:
-            shapes = {i.name: tuple(i.shape) for i in session.get_inputs()}
-        feed = onnx_feed(shapes)
-        weights = os.path.getsize(params["onnx"])
-        run = lambda: session.run(None, feed)
+        inputs = {name: ort_value(array) for name, array in feed.items()}
+        run = lambda: session.run_with_ort_values(None, inputs)  # OrtValues: bfloat16 has no numpy twin in ORT
         runtime = f"onnxruntime {ort.__version__}"
     else:
         import torch

@@ -39,7 +39,7 @@ from harness.cost.onnx_graph import load_onnx, onnx_model_cost, parse_shapes, re
 from harness.cost.ort_kernels import cost_profiled_nodes, shape_list
 from harness.cost.torch_walk import TorchWalk, model_cost
 from kernels import zoo
-from kernels.models import export_onnx, model_memory, onnx_feed
+from kernels.models import export_onnx, model_memory, onnx_feed, ort_value
 from kernels.ort import OPT_LEVELS, create_session
 
 BYTES_ACCOUNTING = "inputs + weights + output of the layer, each moved once"
@@ -73,6 +73,7 @@ def torch_layers(params: dict, ctx: Context) -> Workload:
     x = torch.randn(batch, 3, image, image, generator=torch.Generator().manual_seed(1))
     cost = model_cost(model, example=x, flop_counter=False, activations=False, source=name)
     costs = {layer.name: layer for layer in cost.layers}
+    uncosted = {u["op"]: {"uncosted": u["group"], "cost_error": u["reason"]} for u in cost.unknown}
 
     def fn():
         with torch.inference_mode():
@@ -97,13 +98,12 @@ def torch_layers(params: dict, ctx: Context) -> Workload:
                     walled.append(wall)
         out = [LayerTiming(layer_name, op, [run[j] for run in per_run],
                            layer_cost(costs.get(layer_name), "harness.cost.torch_walk"),
-                           layer_info(costs.get(layer_name)))
+                           layer_info(costs[layer_name]) if layer_name in costs else
+                           uncosted.get(op, {"uncosted": "no formula", "cost_error": "no cost formula for this op"}))
                for j, (layer_name, op) in enumerate(names)]
-        missing = sorted({op for n, op in names if n not in costs})
-        notes = ([f"ops without a cost formula: {', '.join(missing)} (listed, not counted as zero)"]
-                 if missing else [])
+        # Ops without a cost: the layer table's footer gives each group's share of the time.
         return Layers(out, "TorchFunctionMode + time.perf_counter per torch call", runs, warmup,
-                      float(np.median(walled)), notes)
+                      float(np.median(walled)), [])
 
     info = {"model": name, "framework": "eager", "batch": batch, "input_shape": [batch, 3, image, image],
             "torch": torch.__version__, "graph_flops": cost.flops}
@@ -148,42 +148,37 @@ def ort_layers(params: dict, ctx: Context) -> Workload:
     graph = load_onnx(path)
     shapes = resolve_onnx_shapes(graph, shapes, str(path))
     cost = onnx_model_cost(graph, shapes)
-    feed = onnx_feed(shapes)
+    feed = {name: ort_value(array) for name, array in onnx_feed(graph, shapes).items()}  # bfloat16 too
     plain = create_session(path, ctx.threads, ctx.cpus, params["opt_level"]).session
 
     def fn():
-        plain.run(None, feed)
+        plain.run_with_ort_values(None, feed)
 
     def layers() -> Layers:
         runs, warmup = params["runs"], params["warmup"]
         with tempfile.TemporaryDirectory(prefix="harness-ort-profile-") as tmp:
-            session = create_session(path, ctx.threads, ctx.cpus, params["opt_level"],
-                                     profile_prefix=str(Path(tmp) / "ort")).session
+            built = create_session(path, ctx.threads, ctx.cpus, params["opt_level"],
+                                   profile_prefix=str(Path(tmp) / "ort"), keep_optimized=True)
             for _ in range(warmup + runs):
-                session.run(None, feed)
-            events = json.loads(Path(session.end_profiling()).read_text())
+                built.session.run_with_ort_values(None, feed)
+            events = json.loads(Path(built.session.end_profiling()).read_text())
         nodes, whole = parse_ort_profile(events, warmup)
-        costs, sources = cost_profiled_nodes(nodes, graph, cost)
+        kernels = cost_profiled_nodes(nodes, graph, cost, built.optimized_model)
         out = []
         for node_name, node in nodes.items():
-            layer = costs.get(node_name)
+            k = kernels[node_name]
             outputs = shape_list(node["output_shapes"])
-            info = layer_info(layer, cost_source=sources.get(node_name), provider=node["provider"])
+            info = layer_info(k.layer, cost_source=k.how, provider=node["provider"], kernel=k.kernel,
+                              source_nodes=k.source_nodes)
             if "output_shape" not in info and outputs:
                 info["output_shape"] = list(outputs[0][0])
-            if node.get("cost_error"):
-                info["cost_error"] = node["cost_error"]
-            out.append(LayerTiming(node_name, node["op"], node["durations"],
-                                   layer_cost(layer, sources.get(node_name, "")), info))
-        uncosted = [lt for lt in out if lt.cost is None]
-        notes = []
-        if uncosted:
-            total = sum(float(np.median(lt.samples)) for lt in out) or 1.0
-            share = sum(float(np.median(lt.samples)) for lt in uncosted) / total
-            notes.append(f"{len(uncosted)} nodes without a cost ({', '.join(sorted({lt.op for lt in uncosted}))}), "
-                         f"{share:.1%} of the layer time")
+            if k.layer is None:
+                info.update(uncosted=k.uncosted, cost_error=k.reason)
+            out.append(LayerTiming(node_name, k.op, node["durations"], layer_cost(k.layer, k.how), info))
         costed = sum(lt.cost.flops for lt in out if lt.cost is not None)
-        notes.append(f"the graph costs {cost.flops / 1e9:.4g} GFLOP as given; the profiled nodes "
+        notes = [] if built.optimized_model is not None else [
+            "ONNX Runtime's optimized graph could not be read: kernels costed from their trace shapes alone"]
+        notes.append(f"the graph costs {cost.flops / 1e9:.4g} GFLOP as given; the profiled kernels "
                      f"{costed / 1e9:.4g} GFLOP after ONNX Runtime's {params['opt_level']} optimisations")
         return Layers(out, "onnxruntime SessionOptions.enable_profiling (kernel time per node)", runs, warmup,
                       float(np.median(whole)) if whole else float("nan"), notes)

@@ -28,6 +28,7 @@ without starting them, and their thread pools take the worker's settings).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -40,7 +41,9 @@ import numpy as np
 from harness.core import system
 from harness.core.registry import Kind, Param
 from harness.core.workload import Context, Skip, Workload
+from harness.core.errors import UsageError
 from harness.cost.onnx_graph import load_onnx, onnx_model_cost, parse_shapes, resolve_onnx_shapes
+from harness.cost.onnx_weights import is_float, np_dtype, onnx_input_specs, onnx_memory_estimate
 from harness.cost.torch_walk import model_cost
 from kernels import zoo
 from kernels.ort import OPT_LEVELS, create_session
@@ -107,7 +110,8 @@ def _quiet_logs():
 
 def _four_metrics(cost) -> dict:
     return {"flops": cost.flops, "flops_main_conv_linear_matmul": cost.flops_main_contractions,
-            "params": cost.params, "memory_access_bytes": cost.bytes, "intensity": cost.intensity,
+            "params": cost.params, "params_by_op": cost.params_by_op, "memory_access_bytes": cost.bytes,
+            "intensity": cost.intensity,
             "activation_peak_bytes": cost.activation_peak_bytes,
             "unknown_ops": [u["op"] for u in cost.unknown]}
 
@@ -136,14 +140,37 @@ def _compare(out, ref, what: str) -> None:
 
 
 def model_memory(params: dict, threads: int) -> float:
-    """The peak bytes of a model case (see zoo.memory_estimate); an ONNX file: three times
-    its size beside the runtime (the file, the session's copy, its prepacked weights)."""
+    """The peak bytes of a model case (see zoo.memory_estimate); an ONNX file: the runtime,
+    WEIGHT_COPIES x its constant tensors and ACTIVATION_COPIES x its activation high-water mark
+    from shape inference (onnx_memory_estimate), before any forward pass."""
     if params.get("model"):
         return zoo.memory_estimate(params["model"], params.get("batch", 1), params.get("image", 224), copies=3)
     try:
-        return zoo.RUNTIME_BYTES + 3 * os.path.getsize(params["onnx"])
-    except OSError:
-        return 0.0  # the factory says what is wrong with the path
+        stat = os.stat(params["onnx"])
+        estimate = _onnx_estimate(str(params["onnx"]), stat.st_mtime_ns, stat.st_size, params.get("shape") or "")
+    except (OSError, UsageError):
+        return 0.0  # the factory says what is wrong with the path or the shapes
+    return onnx_memory_bytes(estimate)
+
+
+# The weights three times: the file read into a ModelProto, ONNX Runtime's initializer tensors
+# made from it, and the copies MLAS prepacks for its GEMM and conv kernels. Activations twice:
+# ORT's CPU arena grows by doubling regions (kNextPowerOfTwo), so it may hold up to twice
+# what is live at the high-water mark.
+WEIGHT_COPIES = 3
+ACTIVATION_COPIES = 2
+
+
+def onnx_memory_bytes(estimate) -> float:
+    return zoo.RUNTIME_BYTES + WEIGHT_COPIES * estimate.weights_bytes + ACTIVATION_COPIES * estimate.activation_peak_bytes
+
+
+@functools.lru_cache(maxsize=16)
+def _onnx_estimate(path: str, mtime_ns: int, size: int, shape: str):
+    # Cached per file version and shapes: a suite validates the footprint, timing and layer
+    # cases of one file, each asking.
+    model = load_onnx(path, load_weights=False)
+    return onnx_memory_estimate(model, resolve_onnx_shapes(model, parse_shapes(shape), path))
 
 
 def _validate_torch(params: dict) -> None:
@@ -214,10 +241,48 @@ def torch_model(params: dict, ctx: Context) -> Workload:
                     metrics=lambda median: {"latency_s": median, "throughput_per_s": batch / median})
 
 
-def onnx_feed(shapes: dict, seed: int = 1) -> dict:
-    """Inputs for an ONNX file: random float32 of each input's shape."""
+def onnx_feed(model, shapes: dict, seed: int = 1) -> dict:
+    """Inputs for an ONNX graph at `shapes`: for each input, seeded data of its own ONNX type in
+    the range the graph's use of it allows (onnx_input_specs: token ids within the embedding's
+    rows, masks of ones, float16/bfloat16 normal values)."""
     rng = np.random.default_rng(seed)
-    return {k: rng.standard_normal(v).astype(np.float32) for k, v in shapes.items()}
+    feed = {}
+    for spec in onnx_input_specs(model, shapes):
+        if spec.low is None:
+            feed[spec.name] = rng.standard_normal(spec.shape).astype(spec.dtype)
+        else:
+            feed[spec.name] = rng.integers(spec.low, spec.high, size=spec.shape).astype(spec.dtype)
+    return feed
+
+
+def ort_value(array):
+    """An OrtValue sharing `array`'s memory. ONNX Runtime's numpy bridge has no bfloat16
+    (ml_dtypes'): such an array is bound by its bits, as uint16 typed BFLOAT16."""
+    import onnxruntime as ort
+
+    array = np.ascontiguousarray(array)
+    if array.dtype.name == "bfloat16":
+        from onnx import TensorProto
+
+        return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(array.view(np.uint16), TensorProto.BFLOAT16)
+    return ort.OrtValue.ortvalue_from_numpy(array)
+
+
+def _ort_numpy_dtype(type_text: str):
+    """The numpy dtype of an ONNX Runtime type string ('tensor(int64)'), or None."""
+    name = ORT_TYPES.get(type_text)
+    if name == "bfloat16":  # numpy's twin comes from ml_dtypes, through onnx
+        from onnx import TensorProto
+
+        return np_dtype(TensorProto.BFLOAT16)
+    return np.dtype(name) if name else None
+
+
+ORT_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+             "tensor(bfloat16)": "bfloat16", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
+             "tensor(int16)": "int16", "tensor(uint16)": "uint16", "tensor(int32)": "int32",
+             "tensor(uint32)": "uint32", "tensor(int64)": "int64", "tensor(uint64)": "uint64",
+             "tensor(bool)": "bool"}
 
 
 def ort_model(params: dict, ctx: Context) -> Workload:
@@ -250,8 +315,8 @@ def ort_model(params: dict, ctx: Context) -> Workload:
         graph = load_onnx(path)
         shapes = resolve_onnx_shapes(graph, parse_shapes(params["shape"]), str(path))
         cost = onnx_model_cost(graph, shapes)
+        feed_arrays = onnx_feed(graph, shapes)
         del graph
-        feed_arrays = onnx_feed(shapes)
         batch = next(iter(shapes.values()))[0]
         info.update(onnx=str(path), batch=batch, input_shapes={k: list(v) for k, v in shapes.items()},
                     cost_source="harness.cost.onnx_graph of the graph as given")
@@ -270,25 +335,31 @@ def ort_model(params: dict, ctx: Context) -> Workload:
     for meta in session.get_inputs():
         if meta.name not in feed_arrays:
             raise ValueError(f"onnx: the session wants input {meta.name!r}, not given")
-        array = np.ascontiguousarray(feed_arrays[meta.name], dtype=np.float32)
-        inputs[meta.name] = ort.OrtValue.ortvalue_from_numpy(array)
+        array = np.ascontiguousarray(feed_arrays[meta.name])
+        try:
+            inputs[meta.name] = ort_value(array)
+        except Exception as exc:
+            raise ValueError(f"onnx: input {meta.name!r} of type {array.dtype.name}: onnxruntime cannot bind it "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
         binding.bind_ortvalue_input(meta.name, inputs[meta.name])
-    outputs = {}
+    outputs, buffers = {}, {}
     for meta in session.get_outputs():
-        dims = meta.shape
-        if all(isinstance(d, int) for d in dims):
-            outputs[meta.name] = ort.OrtValue.ortvalue_from_numpy(np.zeros(dims, np.float32))
+        dims, dtype = meta.shape, _ort_numpy_dtype(meta.type)
+        if dtype is not None and all(isinstance(d, int) for d in dims):
+            buffers[meta.name] = np.zeros(dims, dtype)  # ORT writes into it: read back from here
+            outputs[meta.name] = ort_value(buffers[meta.name])
             binding.bind_ortvalue_output(meta.name, outputs[meta.name])
-        else:  # dynamic output: ORT allocates it each run
+        else:  # dynamic output or a type without a numpy twin: ORT allocates it each run
             binding.bind_output(meta.name, "cpu")
+    out_names = [meta.name for meta in session.get_outputs()]
 
     def fn():
         session.run_with_iobinding(binding)
 
     def check():
-        got = [o.numpy() for o in binding.get_outputs()]
-        for i, out in enumerate(got):
-            if not np.isfinite(out).all():
+        got = [buffers[n] if n in buffers else o.numpy() for n, o in zip(out_names, binding.get_outputs())]
+        for i, out in enumerate(got):  # integer and bool outputs (argmax, masks) are finite by type
+            if is_float(out.dtype) and not np.isfinite(out.astype(np.float64)).all():
                 raise AssertionError(f"output {i} has non-finite values")
         if reference is not None:
             _compare(got[0], reference[0], f"{name} onnxruntime vs torch eager")

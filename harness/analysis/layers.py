@@ -14,7 +14,8 @@ from harness.core.records import Record, final
 
 COLUMNS = ["name", "op", "category", "output_shape", "time_s", "time_share", "cv", "n", "flops", "bytes",
            "intensity", "params", "attained_flops_per_s", "bound", "level", "theoretical_time_s", "efficiency",
-           "cost_source", "source_nodes", "flops_main"]
+           "cost_source", "source_nodes", "flops_main", "kernel", "uncosted", "cost_error"]
+UNCOSTED_GROUPS = ("no formula", "shape not inferred")  # harness.cost.model.UNKNOWN_GROUPS
 
 
 @dataclass
@@ -74,6 +75,20 @@ class LayerTable:
         missing = self.layers[self.layers["flops"].isna()]
         return float(missing["time_s"].sum()) / self.sum_layers_s if self.sum_layers_s else 0.0
 
+    def uncosted_groups(self) -> list[dict]:
+        """The layers without a cost, by why: [{group, ops: {op: layers}, layers, time_s,
+        time_share}] for each of UNCOSTED_GROUPS that has any, time_share of the sum of layers."""
+        missing = self.layers[self.layers["flops"].isna()]
+        out = []
+        for group in UNCOSTED_GROUPS:
+            rows = missing[missing["uncosted"].fillna("no formula") == group]
+            if not len(rows):
+                continue
+            time_s = float(rows["time_s"].sum())
+            out.append({"group": group, "ops": rows["op"].value_counts().to_dict(), "layers": len(rows),
+                        "time_s": time_s, "time_share": time_s / self.sum_layers_s if self.sum_layers_s else math.nan})
+        return out
+
 
 def _row(r: Record) -> dict:
     cost, p = r.cost, r.roofline
@@ -86,7 +101,9 @@ def _row(r: Record) -> dict:
             "bound": p.bound if p else ("no cost" if cost is None else None), "level": p.level if p else None,
             "theoretical_time_s": p.theoretical_time_s if p else None, "efficiency": p.efficiency if p else None,
             "cost_source": cost.source if cost else None, "source_nodes": r.info.get("source_nodes"),
-            "flops_main": (cost.breakdown or {}).get("flops_main") if cost else None}
+            "flops_main": (cost.breakdown or {}).get("flops_main") if cost else None,
+            "kernel": r.info.get("kernel"), "uncosted": (r.info.get("uncosted") or "no formula") if cost is None else None,
+            "cost_error": r.info.get("cost_error")}
 
 
 def layer_tables(records: list[Record]) -> list[LayerTable]:

@@ -21,10 +21,11 @@ from harness.core.errors import UsageError
 from harness.core.records import final
 from harness.core.suite import parse_suite, resolve_threads
 from harness.cost.onnx_graph import format_shape, load_onnx, onnx_model_cost, parse_shapes, resolve_onnx_shapes
+from harness.cost.onnx_weights import onnx_memory_estimate
 from harness.cost.torch_walk import zoo_model_cost
 from harness.presentation.console import suspect_lines
 from harness.presentation.model_text import format_layer_table, format_metrics, format_timings
-from harness.presentation.text import cut
+from harness.presentation.text import cut, fmt_si
 from harness.session.pipeline import exit_status, run_suite
 
 HELP = "a zoo model or an ONNX file: four size metrics, latency and throughput per framework, layer by layer"
@@ -150,6 +151,11 @@ def run(args) -> int:
         if not what:
             raise
         flags = "--batch/--image" if target["kind"] == "zoo" else target["path"]
+        if target["kind"] == "onnx" and "(an estimate)" in what:
+            est = onnx_memory_estimate(load_onnx(target["path"], load_weights=False), target["shapes"])
+            what = what.replace("(an estimate)", f"(an estimate: weights {fmt_si(est.weights_bytes, 'B')}, "
+                                f"activation high-water {fmt_si(est.activation_peak_bytes, 'B')} from shape "
+                                "inference, with the runtime and its copies)", 1)
         raise UsageError(f"{flags}: {what}") from None
     if target["kind"] == "zoo":
         name = target["name"]

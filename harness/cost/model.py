@@ -60,9 +60,11 @@ class LayerCost:
 class ModelCost:
     """The cost of one forward pass: per-layer costs, totals, and what could not be costed.
 
-    params is the model's own count (torch: sum of parameters(); ONNX: float initializers);
+    params is the model's own count (torch: sum of parameters(); ONNX: every weight tensor,
+    wherever the file keeps it: onnx_weights.onnx_params), params_by_op its split by the op
+    type that reads each weight (ONNX);
     params_layers the sum of the layer column. unknown: [{op, count, output_elements,
-    share_of_ops, share_of_output_elements, reason}].
+    share_of_ops, share_of_output_elements, reason, group}] (summarise_unknown).
     """
 
     source: str
@@ -76,6 +78,7 @@ class ModelCost:
     torch_flop_counter: int | None = None
     activation_peak_bytes: int | None = None
     notes: list[str] = field(default_factory=list)
+    params_by_op: dict[str, int] = field(default_factory=dict)
 
     @property
     def flops(self) -> int:
@@ -159,10 +162,26 @@ def data_cost(op: str, in_elems: int, out_shape, dtype: str) -> OpCost:
                   bytes_written=math.prod(out_shape) * size)
 
 
+NO_FORMULA_REASON = "no cost formula for this op"
+SHAPE_REASON = "output shape not inferred"
+UNKNOWN_GROUPS = ("no formula", "shape not inferred")
+
+
+def unknown_group(reason: str) -> str:
+    """Which of UNKNOWN_GROUPS an uncosted op is in: its shape was not inferred (the formula,
+    if any, had nothing to work on), or there is no formula that takes it."""
+    return "shape not inferred" if reason == SHAPE_REASON else "no formula"
+
+
 def summarise_unknown(unknown: Counter, unknown_elems: Counter, reasons: dict, n_ops: int,
                        out_elems: int) -> list[dict]:
-    return [{"op": op, "count": count, "output_elements": unknown_elems[op],
-             "share_of_ops": count / n_ops if n_ops else 0.0,
-             "share_of_output_elements": unknown_elems[op] / out_elems if out_elems else 0.0,
-             "reason": reasons.get(op, "no cost formula for this op")}
-            for op, count in unknown.most_common()]
+    """[{op, count, output_elements, share_of_ops, share_of_output_elements, reason, group}]:
+    the ops that were not costed, most frequent first; group is unknown_group(reason)."""
+    out = []
+    for op, count in unknown.most_common():
+        reason = reasons.get(op, NO_FORMULA_REASON)
+        out.append({"op": op, "count": count, "output_elements": unknown_elems[op],
+                    "share_of_ops": count / n_ops if n_ops else 0.0,
+                    "share_of_output_elements": unknown_elems[op] / out_elems if out_elems else 0.0,
+                    "reason": reason, "group": unknown_group(reason)})
+    return out

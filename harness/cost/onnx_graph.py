@@ -1,9 +1,9 @@
 """The cost of an ONNX graph, node by node, from onnx.shape_inference and the cost model.
 
-Reshape/Flatten/Transpose/Squeeze/Gather/Split/Slice/... are zero-FLOP data movement that
+Reshape/Flatten/Transpose/Squeeze/Split/Slice/... are zero-FLOP data movement that
 reads and writes their tensors (ONNX Runtime may alias some of them, so this is an upper
-bound for those); Shape/Constant are free. Parameters: elements of the floating-point
-initializers as stored. onnx is imported inside functions (deferred on purpose: it is
+bound for those); Shape/Constant are free. Parameters: every weight tensor wherever it lives
+(onnx_weights.py). onnx is imported inside functions (deferred on purpose: it is
 heavy and only model commands need it).
 """
 from __future__ import annotations
@@ -17,6 +17,9 @@ import numpy as np
 
 from harness.core.errors import UsageError
 from harness.cost.model import LayerCost, ModelCost, moved_to, summarise_unknown, with_changes
+from harness.cost.onnx_ops import MORE_OPS, const_array, more_node_cost
+from harness.cost.onnx_weights import (activation_peak, graph_constants, infer_onnx, onnx_params,
+                                       value_types)
 from harness.cost.ops import (UNARY_FLOPS, CostError, OpCost, batchnorm_cost, concat_cost, conv2d_cost,
                               conv2d_cost_padded, conv_transpose2d_cost, dtype_bytes, eltwise_cost, layernorm_cost,
                               linear_cost, matmul_cost, pool2d_cost, softmax_cost, window_pool_cost)
@@ -26,14 +29,34 @@ ONNX_UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "LeakyRelu":
               "Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Abs": "abs", "Neg": "neg", "Clip": "clip"}
 ONNX_ACTIVATIONS = {"Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "HardSwish", "Gelu", "Clip"}
 ONNX_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Max": "max", "Min": "min", "Sum": "add"}
-ONNX_DATA = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Split", "Slice", "Gather", "Expand",
-             "Pad", "Tile", "Identity", "Cast", "Dropout", "ReorderInput", "ReorderOutput", "DepthToSpace",
-             "SpaceToDepth", "GatherElements", "Where"}
-ONNX_FREE = {"Shape", "Size", "Constant", "ConstantOfShape", "Range", "Equal", "NonZero"}
+ONNX_DATA = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Split", "Slice", "Identity", "Cast",
+             "Dropout", "ReorderInput", "ReorderOutput", "DepthToSpace", "SpaceToDepth"}
+# Gather, Pad, Where, Equal, Range... have their own formulas (onnx_ops.MORE_OPS).
+ONNX_FREE = {"Shape", "Size", "Constant", "ConstantOfShape"}
 ONNX_REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"}
 SHAPE_ARITHMETIC_ELEMENTS = 64
 ONNX_FUSED_ACT = {"Relu": "relu", "Clip": "clip", "Sigmoid": "sigmoid", "Tanh": "tanh", "LeakyRelu": "leaky_relu",
                   "HardSigmoid": "hardsigmoid"}
+
+
+# Op types the cost model has a formula for: one missing its output shape is "shape not
+# inferred", any other uncosted op "no formula".
+COSTED_OPS = {*ONNX_UNARY, *ONNX_BINARY, *ONNX_DATA, *ONNX_FREE, *ONNX_REDUCE, *MORE_OPS, "Conv", "FusedConv",
+              "ConvTranspose", "Gemm", "MatMul", "FusedMatMul", "MaxPool", "AveragePool", "GlobalAveragePool",
+              "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "SkipLayerNormalization",
+              "SimplifiedLayerNormalization", "Softmax", "Concat"}
+
+
+def node_names(model) -> list[str]:
+    """Each node's name as the cost model lists it: its own name, or op_index when it has
+    none; a repeated name gets #2, #3... (the per-layer tables match kernels to these)."""
+    seen: Counter = Counter()
+    names = []
+    for i, node in enumerate(model.graph.node):
+        name = node.name or f"{node.op_type}_{i}"
+        seen[name] += 1
+        names.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return names
 
 
 def load_onnx(path, load_weights: bool = True):
@@ -135,41 +158,34 @@ def _example_dims(dims):
 
 
 class _OnnxGraph:
-    """Shapes, element types and constant-ness of every value in an inferred ONNX graph."""
+    """Shapes, element types and constant-ness of every value in an inferred ONNX graph.
+
+    constants: every constant value (initializers, Constant outputs, ConstantOfShape over a
+    constant shape, and values computed from constants only: Transpose(initializer), ...)
+    -> its TensorProto, or None where its values are not computed (a big folded tensor)."""
 
     def __init__(self, model):
-        from onnx import helper, numpy_helper
+        from onnx import numpy_helper
 
-        self.shapes: dict[str, tuple] = {}
-        self.dtypes: dict[str, str] = {}
+        found = graph_constants(model)
+        shapes, dtypes = value_types(model)
+        self.shapes: dict[str, tuple] = {k: v for k, v in found.shapes.items() if v is not None}
+        self.shapes.update(shapes)
+        self.dtypes: dict[str, str] = {k: v.name for k, v in dtypes.items()}
+        for name, dtype in found.dtypes.items():
+            if dtype is not None:
+                self.dtypes.setdefault(name, dtype.name)
         self.constants: dict[str, object] = {}
-        for init in model.graph.initializer:
-            self.shapes[init.name] = tuple(init.dims)
-            self.dtypes[init.name] = np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type)).name
-            self.constants[init.name] = init
-        for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
-            t = vi.type.tensor_type
-            if t.elem_type:
-                try:
-                    self.dtypes.setdefault(vi.name, np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type)).name)
-                except Exception:
-                    pass
-            dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
-            if t.HasField("shape") and all(d is not None for d in dims):
-                self.shapes.setdefault(vi.name, tuple(dims))
-        for node in model.graph.node:
-            if node.op_type == "Constant" and node.output:
-                for a in node.attribute:
-                    if a.name == "value":
-                        self.shapes[node.output[0]] = tuple(a.t.dims)
-                        self.dtypes[node.output[0]] = np.dtype(helper.tensor_dtype_to_np_dtype(a.t.data_type)).name
-                        self.constants[node.output[0]] = a.t
-        self._numpy_helper = numpy_helper
+        for name in found.roots:
+            tensor = found.tensors.get(name)
+            if tensor is None and name in found.arrays:
+                tensor = numpy_helper.from_array(found.arrays[name], name)
+            self.constants[name] = tensor
+        self.folded = found
 
     def value(self, name):
-        """A constant's values as numpy, or None."""
-        t = self.constants.get(name)
-        return None if t is None else self._numpy_helper.to_array(t)
+        """A constant's values as numpy, or None (not a constant, or not computed cheaply)."""
+        return self.folded.value(name)
 
 
 def node_attrs(node) -> dict:
@@ -183,9 +199,11 @@ def node_attrs(node) -> dict:
 
 
 def onnx_node_cost(op_type: str, inputs: list, outputs: list, attrs: dict, shapes: dict, dtypes: dict,
-                   constants: set) -> tuple[str, OpCost] | None:
+                   constants, norm_outputs=frozenset()) -> tuple[str, OpCost] | None:
     """(category, OpCost) for one ONNX node given its value shapes; None if no formula applies.
-    Also used for ONNX Runtime's fused nodes (FusedConv, FusedMatMul) found in profiles."""
+    Also used for ONNX Runtime's fused nodes (FusedConv, FusedMatMul) found in profiles.
+    constants: the names of constant values (a set, or a dict name -> tensor); norm_outputs:
+    the outputs of the Mul and Add a decomposed BatchNorm left (decomposed_batchnorm)."""
     present = [i for i in inputs if i]
     x = shapes.get(present[0]) if present else None
     y = shapes.get(outputs[0]) if outputs else None
@@ -198,6 +216,8 @@ def onnx_node_cost(op_type: str, inputs: list, outputs: list, attrs: dict, shape
     if out_type in ("int64", "bool") and y is not None and math.prod(y) <= SHAPE_ARITHMETIC_ELEMENTS:
         # Shape arithmetic (Shape -> Gather -> Mul -> Concat -> Reshape): a few integers, free.
         return "data", OpCost(op=f"{op_type} (shape arithmetic)", output_shape=y, dtype="float32")
+    if op_type in MORE_OPS:
+        return more_node_cost(op_type, inputs, outputs, attrs, shapes, dtypes, constants)
     if x is None or y is None or dtype is None:
         return None
     if op_type in ("Conv", "FusedConv"):
@@ -251,11 +271,14 @@ def onnx_node_cost(op_type: str, inputs: list, outputs: list, attrs: dict, shape
                 b = (k, y[-1])
             m, k = (a[1], a[0]) if attrs.get("transA") else (a[0], a[1])
             n = b[0] if attrs.get("transB") else b[1]
-            bias = len(inputs) > 2 and bool(inputs[2])
-            if inputs[1] in constants or len(inputs) < 2:
-                return "linear", linear_cost((m, k), n, bias=bias, dtype=dtype)
-            cost = matmul_cost((m, k), (k, n), dtype=dtype)
-            return "matmul", cost
+            # A constant B (initializer, Constant node, folded chain) is a weight: a linear layer.
+            if len(inputs) < 2 or inputs[1] in constants:
+                category, cost = "linear", linear_cost((m, k), n, dtype=dtype)
+            else:
+                category, cost = "matmul", matmul_cost((m, k), (k, n), dtype=dtype)
+            if len(inputs) > 2 and inputs[2]:
+                cost = _with_gemm_bias(cost, inputs[2], n, shapes, constants, dtype)
+            return category, cost
         if b is None:
             return None
         if op_type == "FusedMatMul":
@@ -273,7 +296,11 @@ def onnx_node_cost(op_type: str, inputs: list, outputs: list, attrs: dict, shape
         cost = eltwise_cost(ONNX_BINARY[op_type], *in_shapes, dtype=dtype)
         consts = [i for i in present if i in constants]
         params = sum(math.prod(shapes[i]) for i in consts if math.prod(shapes[i]) > 1)
-        if op_type == "Add" and len(present) == 2 and not consts and in_shapes[0] == in_shapes[1]:
+        if outputs[0] in norm_outputs and op_type in ("Mul", "Add"):
+            return "norm", with_changes(moved_to(cost, "flops_norm"), params=params)
+        # A residual: two (Sum: two or more) activations of one shape, n - 1 adds per element.
+        pair = len(present) == 2 if op_type == "Add" else (op_type == "Sum" and len(present) >= 2)
+        if pair and not consts and all(s == in_shapes[0] for s in in_shapes):
             return "residual", moved_to(cost, "flops_residual")
         if op_type == "Add" and len(consts) == 1 and _is_channel_vector(shapes[consts[0]], y):
             return "bias", with_changes(moved_to(cost, "flops_bias"), params=params)
@@ -350,11 +377,40 @@ def _const_scalar(inputs, index, attrs, name, constants):
     # Clip's bounds: attributes before opset 11, optional constant inputs after.
     if name in attrs:
         return float(attrs[name])
-    if len(inputs) > index and inputs[index] and isinstance(constants, dict) and inputs[index] in constants:
-        from onnx import numpy_helper
+    value = const_array(constants, inputs[index]) if len(inputs) > index else None
+    return None if value is None or value.size == 0 else float(np.asarray(value).reshape(-1)[0])
 
-        return float(np.asarray(numpy_helper.to_array(constants[inputs[index]])).reshape(-1)[0])
-    return None
+
+def _with_gemm_bias(cost: OpCost, c: str, n: int, shapes: dict, constants, dtype: str) -> OpCost:
+    """A Gemm's C added to its product: one add per output element, C read at its own size
+    (N for a bias vector), and a parameter when C is constant."""
+    elems = math.prod(shapes[c]) if c in shapes else n
+    return with_changes(cost, flops_bias=math.prod(cost.output_shape),
+                        bytes_read=cost.bytes_read + elems * dtype_bytes(dtype),
+                        params=cost.params + (elems if c in constants else 0))
+
+
+def decomposed_batchnorm(nodes, shapes: dict, constants) -> set[str]:
+    """The outputs of each Mul by a per-channel constant whose only reader is an Add of a
+    per-channel constant: x * scale + shift, what an exporter leaves of an unfused BatchNorm."""
+    readers: dict[str, list] = {}
+    for node in nodes:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+
+    def channel_const(node):
+        y = shapes.get(node.output[0]) if node.output else None
+        consts = [i for i in node.input if i in constants and i in shapes]
+        return len(node.input) == 2 and len(consts) == 1 and y is not None and _is_channel_vector(shapes[consts[0]], y)
+
+    found = set()
+    for node in nodes:
+        if node.op_type != "Mul" or not channel_const(node):
+            continue
+        after = readers.get(node.output[0], [])
+        if len(after) == 1 and after[0].op_type == "Add" and channel_const(after[0]):
+            found.update((node.output[0], after[0].output[0]))
+    return found
 
 
 def _scope(node) -> str:
@@ -372,8 +428,6 @@ def onnx_model_cost(path_or_model, input_shapes: dict | str | None = None) -> Mo
     """The cost of one run of an ONNX graph: shapes from onnx.shape_inference (inputs fixed
     to `input_shapes`, e.g. {'input': (1, 3, 224, 224)} or 'input=1x3x224x224'), the cost
     model per node. UsageError for a missing file, a non-ONNX file, or dynamic dims not given."""
-    import onnx
-
     if isinstance(path_or_model, (str, Path)):
         model = load_onnx(path_or_model)
         source = str(path_or_model)
@@ -382,26 +436,12 @@ def onnx_model_cost(path_or_model, input_shapes: dict | str | None = None) -> Mo
         source = model.graph.name or "onnx model"
     given = parse_shapes(input_shapes) if isinstance(input_shapes, str) else input_shapes
     shapes = resolve_onnx_shapes(model, given, source)
-    fixed = onnx.ModelProto()
-    fixed.CopyFrom(model)
-    for inp in fixed.graph.input:
-        if inp.name in shapes:
-            dims = inp.type.tensor_type.shape.dim
-            for d, v in zip(dims, shapes[inp.name]):
-                d.Clear()
-                d.dim_value = v
-    try:
-        inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
-    except Exception as exc:  # a graph onnx's checker rejects: keep the shapes we have
-        inferred = fixed
-        note = f"shape inference failed ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})"
-    else:
-        note = None
+    inferred, note = infer_onnx(model, shapes)
     graph = _OnnxGraph(inferred)
+    norm_outputs = decomposed_batchnorm(inferred.graph.node, graph.shapes, graph.constants)
     layers, unknown, unknown_elems, reasons = [], Counter(), Counter(), {}
     n_ops, out_elems = 0, 0
-    names = Counter()
-    for i, node in enumerate(inferred.graph.node):
+    for node, name in zip(inferred.graph.node, node_names(inferred)):
         attrs = node_attrs(node)
         y = graph.shapes.get(node.output[0]) if node.output else None
         elems = math.prod(y) if y else 0
@@ -410,31 +450,30 @@ def onnx_model_cost(path_or_model, input_shapes: dict | str | None = None) -> Mo
         key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
         try:
             found = onnx_node_cost(node.op_type, list(node.input), list(node.output), attrs, graph.shapes,
-                                   graph.dtypes, graph.constants)
+                                   graph.dtypes, graph.constants, norm_outputs)
         except CostError as exc:
             found = None
             reasons[key] = str(exc)
-        name = node.name or f"{node.op_type}_{i}"
-        names[name] += 1
-        if names[name] > 1:
-            name = f"{name}#{names[name]}"
         if found is None:
             unknown[key] += 1
             unknown_elems[key] += elems
-            if y is None:
+            if y is None and node.op_type in COSTED_OPS:
                 reasons.setdefault(key, "output shape not inferred")
             continue
         category, cost = found
         layers.append(LayerCost(name, cost.op, category, cost, module=node.op_type, scope=_scope(node)))
-    params = sum(math.prod(t.dims) for t in model.graph.initializer
-                 if np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).kind == "f")
+    params = onnx_params(inferred, graph.folded)
+    peak, without_shape = activation_peak(inferred, graph.folded)
     result = ModelCost(source=source, input_shapes=shapes,
-                       dtype=graph.dtypes.get(next(iter(shapes), ""), "float32"), layers=layers, params=params,
+                       dtype=graph.dtypes.get(next(iter(shapes), ""), "float32"), layers=layers, params=params.total,
+                       params_by_op=params.by_op_type,
                        unknown=summarise_unknown(unknown, unknown_elems, reasons, n_ops, out_elems),
-                       n_ops=n_ops, output_elements=out_elems)
+                       n_ops=n_ops, output_elements=out_elems, activation_peak_bytes=peak)
     if note:
         result.notes.append(note)
-    result.notes.append("params: elements of floating-point initializers as stored (an exporter that folds "
-                        "BatchNorm leaves a conv bias instead of gamma/beta; identical initializers it merged "
-                        "count once)")
+    result.notes.append("params: elements of every weight tensor (initializers incl. external data, Constant "
+                        "nodes, ConstantOfShape), each once, under the op type that reads it; not shape tensors or "
+                        "scalars (an exporter that folds BatchNorm leaves a conv bias instead of gamma/beta)")
+    if without_shape:
+        result.notes.append(f"activation high-water: {without_shape} values of no inferred shape left out")
     return result

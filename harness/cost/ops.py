@@ -5,7 +5,8 @@ the contract; the README copies them.
 
 FLOPs
 - A multiply-add (MAC) is 2 FLOPs. `macs` is counted only for the contractions
-  (conv2d, conv_transpose2d, linear, matmul), where flops_main == 2 x macs; it is 0
+  (conv2d, conv_transpose2d, linear, matmul, einsum), where flops_main == 2 x macs, and
+  for attention (its two matmuls; its flops_main adds the scale and softmax); it is 0
   for every other op.
 - conv2d follows the source document exactly:
       FLOPs = N x OC x OH x OW x IC/G x KH x KW x 2
@@ -35,6 +36,9 @@ FLOPs
   precomputed from gamma, beta, mean and var. Folded into the preceding conv
   (`bn_folded=True`) it vanishes as an op and costs that conv only a bias.
 - Integer dtypes are counted the same way; the "FLOPs" are then integer operations.
+- More formulas, same conventions: ops_data.py (gather, scatter, pad, tile, expand, where,
+  topk, cumsum, comparisons, nonzero, range), ops_norm.py (LRN, instance and group norm,
+  resize), ops_attention.py (einsum, scaled dot-product attention).
 
 Bytes
 - Every tensor moves once: inputs and weights are read once, the output written once
@@ -81,8 +85,11 @@ DTYPE_BYTES = {
     "float32": 4, "fp32": 4,
     "float16": 2, "fp16": 2,
     "bfloat16": 2, "bf16": 2,
+    "int64": 8,
     "int32": 4,
+    "int16": 2,
     "int8": 1, "uint8": 1,
+    "bool": 1,
 }
 
 # FLOPs per output element. Transcendentals count 1: hardware cost varies too much
@@ -226,6 +233,12 @@ def _broadcast(name: str, shapes) -> tuple[int, ...]:
             raise CostError(f"{name}: {out} and {shape} do not broadcast")
         out = tuple(max(x, y) for x, y in zip(a, b))
     return out
+
+
+# The checks under public names, for the other formula modules (ops_data, ops_norm, ops_attention).
+is_int = _is_int
+checked_shape = _shape
+broadcast_shapes = _broadcast
 
 
 def _activation_flops(activation) -> int:

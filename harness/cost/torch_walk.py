@@ -40,6 +40,9 @@ from harness.cost.model import LayerCost, ModelCost, data_cost, moved_to, summar
 from harness.cost.ops import (CostError, OpCost, adaptive_pool_cost, batchnorm_cost, concat_cost, conv2d_cost,
                               conv2d_cost_padded, conv_transpose2d_cost, eltwise_cost, layernorm_cost, linear_cost,
                               matmul_cost, pair2, pairs, pool2d_cost, softmax_cost, window_pool_cost)
+from harness.cost.ops_attention import attention_cost, einsum_cost
+from harness.cost.ops_data import cumsum_cost
+from harness.cost.ops_norm import group_norm_cost, instance_norm_cost, lrn_cost, resize_cost
 
 # Calls that return no tensor (x.shape, x.dim(), x.size()) are metadata and never rows.
 VIEW_OPS = {"view", "reshape", "flatten", "unflatten", "transpose", "permute", "contiguous", "chunk", "split",
@@ -56,6 +59,9 @@ BINARY = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "true_divide":
           "maximum": "max", "minimum": "min", "rsub": "sub"}
 POOLS = {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"}
 REDUCTIONS = {"mean", "sum", "amax", "amin"}
+# F.interpolate's modes as the resize formula names them ("area" is an adaptive average pool).
+INTERPOLATE_MODES = {"nearest": "nearest", "nearest-exact": "nearest", "linear": "linear", "bilinear": "linear",
+                     "trilinear": "linear", "bicubic": "cubic"}
 
 
 def _canonical(func) -> str:
@@ -289,6 +295,9 @@ class TorchWalk:
             cost = layernorm_cost(tuple(x.shape), tuple(normalized), elementwise_affine=weight is not None,
                                   dtype=dtype)
             return "norm", moved_to(cost, "flops_norm")
+        if op in ("group_norm", "instance_norm", "local_response_norm", "scaled_dot_product_attention",
+                  "interpolate", "upsample", "cumsum", "einsum"):
+            return self._cost_more(op, args, kwargs, x, out, dtype)
         if op == "hardtanh":
             lo, hi = _arg(args, kwargs, 1, "min_val", -1.0), _arg(args, kwargs, 2, "max_val", 1.0)
             act = "relu6" if (lo, hi) == (0.0, 6.0) else "clip"
@@ -365,6 +374,51 @@ class TorchWalk:
                 cost = OpCost(op=op, output_shape=tuple(out.shape), dtype=dtype)
             return "data", with_changes(cost, params=params) if params else cost
         return None
+
+
+    def _cost_more(self, op, args, kwargs, x, out, dtype):
+        """The ops whose formulas live in ops_norm, ops_attention and ops_data."""
+        torch = self._torch
+        if op in ("group_norm", "instance_norm"):
+            index = 2 if op == "group_norm" else 3  # instance_norm(input, running_mean, running_var, weight, bias)
+            weight, bias = _arg(args, kwargs, index, "weight"), _arg(args, kwargs, index + 1, "bias")
+            if op == "group_norm":
+                cost = group_norm_cost(tuple(x.shape), _arg(args, kwargs, 1, "num_groups"),
+                                       affine=weight is not None, dtype=dtype)
+            else:
+                cost = instance_norm_cost(tuple(x.shape), affine=weight is not None, dtype=dtype)
+            elems = sum(t.numel() for t in (weight, bias) if t is not None)
+            cost = with_changes(cost, params=elems, bytes_read=(x.numel() + elems) * x.element_size())
+            return "norm", moved_to(cost, "flops_norm")
+        if op == "local_response_norm":
+            return "norm", moved_to(lrn_cost(tuple(x.shape), _arg(args, kwargs, 1, "size"), dtype=dtype), "flops_norm")
+        if op == "scaled_dot_product_attention":
+            q, k, v = (_arg(args, kwargs, i, n) for i, n in enumerate(("query", "key", "value")))
+            mask = _arg(args, kwargs, 3, "attn_mask")
+            cost = attention_cost(tuple(q.shape), tuple(k.shape), tuple(v.shape),
+                                  mask_shape=tuple(mask.shape) if mask is not None else None,
+                                  causal=bool(_arg(args, kwargs, 5, "is_causal", False)), dtype=dtype,
+                                  mask_dtype=_dtype_name(mask) if mask is not None else None)
+            return "attention", cost
+        if op in ("interpolate", "upsample"):
+            mode = _arg(args, kwargs, 3, "mode", "nearest")
+            if mode == "area" and x.dim() == 4:
+                return "pool", adaptive_pool_cost("avg", tuple(x.shape), tuple(out.shape), dtype)
+            if mode not in INTERPOLATE_MODES:
+                raise CostError(f"mode: interpolate mode {mode!r} has no formula; known: {', '.join(INTERPOLATE_MODES)}")
+            if _arg(args, kwargs, 6, "antialias", False) and any(b < a for a, b in zip(x.shape, out.shape)):
+                raise CostError("antialias: a downscale with antialias widens the filter; not modelled")
+            cost = resize_cost(tuple(x.shape), tuple(out.shape), INTERPOLATE_MODES[mode], dtype=dtype)
+            return ("data" if INTERPOLATE_MODES[mode] == "nearest" else "eltwise"), cost
+        if op == "cumsum":
+            return "reduce", cumsum_cost(tuple(x.shape), dtype=dtype)
+        # einsum(equation, *operands) or einsum(equation, [operands])
+        operands = [t for t in _tensors(list(args[1:])) if isinstance(t, torch.Tensor)]
+        cost = einsum_cost(args[0], *[tuple(t.shape) for t in operands], dtype=dtype)
+        params = self._param_elems(operands)
+        if params and cost.macs:
+            return "linear", with_changes(cost, params=params)
+        return ("matmul" if cost.macs else "reduce" if cost.flops else "data"), cost
 
 
 class _LiveBytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.analysis.layers import LayerTable
 from harness.core.records import Record, final
-from harness.cost.model import ModelCost
+from harness.cost.model import UNKNOWN_GROUPS, ModelCost
 from harness.presentation.console import roof_cell
 from harness.presentation.text import cut, fmt_pct, fmt_si, fmt_time, format_table
 
@@ -26,7 +26,11 @@ def format_metrics(cost: ModelCost, footprint: dict | None, title: str, footprin
         same = "equal" if cost.torch_flop_counter == by["main"] else "DIFFERENT"
         lines.append(f"                    torch FlopCounterMode: {_si(cost.torch_flop_counter, 'FLOP')} ({same} to "
                      "our conv/linear/matmul figure; it counts nothing else)")
-    lines.append(f"  parameters        {cost.params:,} ({_si(cost.params * 4, 'B')} as float32)")
+    if cost.params_by_op:  # an ONNX graph: weights of any dtype, by the op type that reads them
+        lines.append(f"  parameters        {cost.params:,} ({_si(cost.params, '')}; by op type: "
+                     f"{params_breakdown(cost.params_by_op)})")
+    else:
+        lines.append(f"  parameters        {cost.params:,} ({_si(cost.params * 4, 'B')} as float32)")
     lines.append(f"  memory access     {_si(cost.bytes, 'B')} (every op's inputs, weights and output moved once; "
                  f"intensity {cost.intensity:.3g} FLOP/B)")
     foot = []
@@ -36,16 +40,28 @@ def format_metrics(cost: ModelCost, footprint: dict | None, title: str, footprin
                     f"weights {_si(footprint['weights_bytes'], 'B')}, resident once loaded "
                     f"{_si(footprint['loaded_bytes'], 'B')}, first run peak {_si(footprint['first_run_peak_bytes'], 'B')}")
     if cost.activation_peak_bytes is not None:
-        foot.append(f"activation high-water {_si(cost.activation_peak_bytes, 'B')} (live tensors, torch eager)")
+        how = "torch eager" if cost.torch_flop_counter is not None else "in graph order, from shape inference"
+        foot.append(f"activation high-water {_si(cost.activation_peak_bytes, 'B')} (live tensors, {how})")
     lines.append("  memory footprint  " + ("; ".join(foot) if foot else footprint_note or "not measured"))
-    if cost.unknown:
-        lines.append("  ops without a cost formula (not counted): " + ", ".join(
-            f"{u['op']} x{u['count']} ({u['share_of_output_elements']:.1%} of output elements)" for u in cost.unknown))
-    else:
+    for group in UNKNOWN_GROUPS:
+        ops = [u for u in cost.unknown if u.get("group", "no formula") == group]
+        if ops:  # their share of the time, where measured, is in the per-layer table's footer
+            lines.append(f"  not counted, {group}: " + ", ".join(f"{u['op']} x{u['count']}" for u in ops))
+    if not cost.unknown:
         lines.append("  every op has a cost formula")
     for note in cost.notes:
         lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+def params_breakdown(by_op: dict, top: int = 4) -> str:
+    """'Conv 11.2 M, Gemm 513 k, other 9.6 k': the largest op types first, the rest as other."""
+    ranked = sorted(by_op.items(), key=lambda kv: -kv[1])
+    parts = [f"{op} {fmt_si(n, '')}" for op, n in ranked[:top]]
+    rest = sum(n for _, n in ranked[top:])
+    if rest:
+        parts.append(f"other {fmt_si(rest, '')}")
+    return ", ".join(parts) or "none"
 
 
 def framework_of(record: Record) -> str:
@@ -75,9 +91,30 @@ def format_timings(records: list[Record]) -> str:
                          "one-off setup", "first run", "of roofline", "note"], rows, align_right={1, 2, 4, 5, 6, 7})
 
 
+def source_cell(r: dict) -> str:
+    """The original graph's nodes a layer came from, where that is not the layer itself."""
+    nodes = list(r.get("source_nodes") or [])
+    if r.get("source_nodes") is None or nodes == [r["name"]]:
+        return ""
+    if not nodes:
+        return "(inserted)"
+    return ", ".join(nodes) if len(nodes) <= 2 else f"{nodes[0]} +{len(nodes) - 1} more"
+
+
+def format_uncosted(table: LayerTable) -> str:
+    """'layers without a cost: no formula: LRN x2 (17% of the time); shape not inferred: ...'."""
+    groups = table.uncosted_groups()
+    if not groups:
+        return "every layer has a cost"
+    return "layers without a cost (not counted): " + "; ".join(
+        f"{g['group']}: " + ", ".join(f"{op} x{n}" for op, n in g["ops"].items())
+        + f" ({fmt_pct(g['time_share'], 2)} of the layer time)" for g in groups)
+
+
 def format_layer_table(table: LayerTable, top: int = 10) -> str:
-    """The per-layer text: top layers by time, time per op type, sum of layers against the
-    whole model, bottlenecks."""
+    """The per-layer text: top layers by time (with the original nodes each came from), time
+    per op type, sum of layers against the whole model, bottlenecks, the uncosted layers'
+    share of the time."""
     case = table.case
     head = (f"{table.model} in {table.framework}"
             + (f" (opt_level {case.params['opt_level']})" if case.params.get("opt_level") else "")
@@ -85,13 +122,15 @@ def format_layer_table(table: LayerTable, top: int = 10) -> str:
             f"{len(table.layers)} layers, median of {table.runs} profiled runs")
     rows = []
     for r in table.layers.sort_values("time_s", ascending=False).head(top).to_dict("records"):
-        rows.append([cut(r["name"], 48), r["op"], fmt_time(r["time_s"]), fmt_pct(r["time_share"], 2),
-                     fmt_pct(r["cv"], 2), fmt_si(r["flops"], "FLOP"), fmt_si(r["bytes"], "B"),
+        rows.append([cut(r["name"], 48), cut(source_cell(r), 40), r["op"], fmt_time(r["time_s"]),
+                     fmt_pct(r["time_share"], 2), fmt_pct(r["cv"], 2), fmt_si(r["flops"], "FLOP"),
+                     fmt_si(r["bytes"], "B"),
                      "" if r["intensity"] != r["intensity"] or r["intensity"] is None else f"{r['intensity']:.3g}",
                      fmt_si(r["attained_flops_per_s"], "FLOP/s"), r["bound"] or "", r["level"] or "",
                      fmt_pct(r["efficiency"], 2)])
-    lines = [head, "", format_table(["layer", "op", "time", "share", "CV", "FLOPs", "bytes", "FLOP/B", "attained",
-                                     "bound", "level", "of roof"], rows, align_right={2, 3, 4, 5, 6, 7, 8, 11})]
+    lines = [head, "", format_table(["layer", "original nodes", "op", "time", "share", "CV", "FLOPs", "bytes",
+                                     "FLOP/B", "attained", "bound", "level", "of roof"], rows,
+                                    align_right={3, 4, 5, 6, 7, 8, 9, 12})]
     op_rows = [[op, int(r["layers"]), fmt_time(r["time_s"]), fmt_pct(r["time_share"], 2), fmt_si(r["flops"], "FLOP"),
                 fmt_si(r["bytes"], "B"), fmt_si(r["attained_flops_per_s"], "FLOP/s")]
                for op, r in table.by_op().head(8).iterrows()]
@@ -106,5 +145,6 @@ def format_layer_table(table: LayerTable, top: int = 10) -> str:
         + (f", {fmt_pct(r['efficiency'], 2)} of its roof" if r["efficiency"] == r["efficiency"] and r["efficiency"]
            is not None else "")
         for r in table.bottlenecks(3).to_dict("records")))
+    lines.append(format_uncosted(table))
     lines += [f"note: {n}" for n in table.notes]
     return "\n".join(lines)

@@ -29,6 +29,7 @@ from harness.core.store import load_manifest, load_records, resolve_run
 from harness.presentation import plots
 from harness.presentation.console import figure_of
 from harness.presentation.document import h2, render_html, render_markdown, table
+from harness.presentation.model_text import params_breakdown
 from harness.presentation.roofline_plot import roofline_panels, roofline_plot
 from harness.presentation.text import fmt_bytes_binary, fmt_pct, fmt_si, fmt_time
 
@@ -214,6 +215,34 @@ def _top_ops_section(records: list[Record], top: int) -> list:
     return blocks
 
 
+def _models_section(records: list[Record]) -> list:
+    """The four size metrics of each model case, as `harness model` prints them."""
+    models = [r for r in records if r.measured and (r.info or {}).get("four_metrics")]
+    if not models:
+        return []
+    foot = next((r.info["footprint"] for r in records if r.kind == "model.footprint" and r.measured
+                 and (r.info or {}).get("footprint")), None)
+    rows = []
+    for r in models:
+        m = r.info["four_metrics"]
+        rows.append([r.case_id, fmt_si(m.get("flops"), "FLOP"), f"{m.get('params', 0):,}",
+                     params_breakdown(m["params_by_op"]) if m.get("params_by_op") else "",
+                     fmt_si(m.get("memory_access_bytes"), "B"), f"{m.get('intensity', 0):.3g}",
+                     fmt_si(m.get("activation_peak_bytes"), "B")])
+    blocks = [h2("Models"),
+              ("p", "Per forward pass: FLOPs (a multiply-add is 2), parameters (an ONNX file's weights wherever "
+                    "they live, by the op type that reads them), memory access (every op's inputs, weights and "
+                    "output moved once), intensity in FLOP/byte, and the activation high-water mark."),
+              table(["case", "FLOPs", "parameters", "parameters by op type", "memory access", "intensity",
+                     "activation high-water"], rows, numeric={1, 2, 4, 5, 6})]
+    if foot:
+        blocks.append(("p", f"Memory footprint ({foot.get('runtime')}, 1 thread, fresh process): "
+                            f"{fmt_si(foot.get('footprint_bytes'), 'B')} peak while running above the runtime's "
+                            f"{fmt_si(foot.get('rss_runtime_bytes'), 'B')}; weights "
+                            f"{fmt_si(foot.get('weights_bytes'), 'B')}."))
+    return blocks
+
+
 def _summary_section(records: list[Record]) -> list:
     rows = []
     for r in records:
@@ -330,6 +359,7 @@ def build_report(run_path: Path, top: int = TOP_OPS) -> tuple[str, str, list]:
     blocks += _ceilings_section(snap)
     blocks += _top_ops_section(records, top)
     blocks += _plot_blocks(records, snap, run_path / "plots")
+    blocks += _models_section(records)
     blocks += _summary_section([r for r in records if not r.kind.startswith("layer.")])
     blocks += _failed_section(records)
     blocks.append(("note", "Units: decimal SI (1 GB = 1e9 bytes, 1 GFLOP/s = 1e9 FLOP/s; KiB/MiB only for "

@@ -262,6 +262,7 @@ def test_layernorm():
 @pytest.mark.parametrize("name, size", [
     ("float32", 4), ("fp32", 4), ("float16", 2), ("fp16", 2), ("bfloat16", 2), ("bf16", 2),
     ("int8", 1), ("uint8", 1), ("float64", 8), ("fp64", 8), ("int32", 4), ("torch.float16", 2), ("FP32", 4),
+    ("int64", 8), ("torch.bool", 1),
 ])
 def test_dtype_sizes(name, size):
     assert dtype_bytes(name) == size
@@ -272,7 +273,8 @@ def test_dtype_sizes(name, size):
 
 def test_dtype_table():
     assert DTYPE_BYTES == {"float64": 8, "fp64": 8, "float32": 4, "fp32": 4, "float16": 2, "fp16": 2,
-                           "bfloat16": 2, "bf16": 2, "int32": 4, "int8": 1, "uint8": 1}
+                           "bfloat16": 2, "bf16": 2, "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1,
+                           "bool": 1}
 
 
 # ---------------------------------------------------------------- errors

@@ -43,3 +43,31 @@ def test_a_footprint_that_cannot_fit_is_refused_before_it_allocates(tmp_path):
 cases:
   - {id: fp, kind: model.footprint, params: {model: vgg16}, memory_limit_gb: 1.0}
 """)
+
+
+def test_onnx_footprint_weights_are_the_tensors_not_the_file(tmp_path):
+    # Weights in an external file: the .onnx holds only the graph, the footprint's weights are
+    # the tensors' bytes (from their dims), and int64 ids are fed within the table's rows.
+    import numpy as np
+    import onnx
+    from onnx import TensorProto as T, helper, numpy_helper
+
+    table = numpy_helper.from_array(np.ones((50000, 16), np.float32), "table")
+    vi = helper.make_tensor_value_info
+    model = helper.make_model(helper.make_graph([helper.make_node("Gather", ["table", "ids"], ["y"])], "t",
+                                                [vi("ids", T.INT64, [1, 16])], [vi("y", T.FLOAT, [1, 16, 16])],
+                                                [table]), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    path = tmp_path / "emb.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="emb.bin", size_threshold=0)
+    by_id = _run(tmp_path, f"""
+defaults: {{budget: 0.0, min_samples: 1, warmup_max: 0.0, timeout: 300}}
+cases:
+  - {{id: fp, kind: model.footprint, params: {{onnx: "{path}"}}}}
+""")
+    r = by_id["fp[t=1]"]
+    assert r.measured, r.error
+    f = r.info["footprint"]
+    assert f["weights_bytes"] == (tmp_path / "emb.bin").stat().st_size == 50000 * 16 * 4
+    assert path.stat().st_size < 1000 and f["runtime"].startswith("onnxruntime")

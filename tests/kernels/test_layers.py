@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
 import pytest
 import yaml
 
@@ -22,6 +23,7 @@ from harness.core.workload import Context  # noqa: E402
 from harness.cost.ort_kernels import trace_cost  # noqa: E402
 from harness.presentation.model_text import format_layer_table  # noqa: E402
 from kernels import layers  # noqa: E402
+from onnx_models import typed_inputs_onnx  # noqa: E402
 
 CTX = Context("test", 1, [0])
 
@@ -111,3 +113,89 @@ cases:
     assert table.layers["time_share"].sum() == pytest.approx(1.0)
     text = format_layer_table(table, top=5)
     assert "sum of layers" in text and "bottlenecks:" in text
+
+
+def _attention_onnx(path):
+    """Q.K^T with K stored as (N, B, H, K) and A.V with V as (N, B, H, K): ONNX Runtime fuses
+    each MatMul with its Transpose into a FusedMatMul (transB, transBatchB)."""
+    from onnx import TensorProto, helper, save
+
+    b, h, m, n, k = 2, 4, 16, 24, 8
+    vi = helper.make_tensor_value_info
+    nodes = [helper.make_node("Transpose", ["k"], ["kt"], perm=[1, 2, 3, 0], name="k_t"),
+             helper.make_node("MatMul", ["q", "kt"], ["s"], name="qk"),
+             helper.make_node("Softmax", ["s"], ["p"], axis=-1, name="sm"),
+             helper.make_node("Transpose", ["v"], ["vt"], perm=[1, 2, 0, 3], name="v_t"),
+             helper.make_node("MatMul", ["p", "vt"], ["y"], name="av")]
+    graph = helper.make_graph(nodes, "attn", [vi("q", TensorProto.FLOAT, [b, h, m, k]),
+                                              vi("k", TensorProto.FLOAT, [n, b, h, k]),
+                                              vi("v", TensorProto.FLOAT, [n, b, h, k])],
+                              [vi("y", TensorProto.FLOAT, [b, h, m, k])])
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return b, h, m, n, k
+
+
+def test_fused_matmuls_costed_from_their_attributes_and_named_after_their_nodes(tmp_path):
+    from kernels.ort import create_session
+
+    b, h, m, n, k = _attention_onnx(tmp_path / "attn.onnx")
+    built = create_session(tmp_path / "attn.onnx", 1, [0], "all", keep_optimized=True)
+    fused = [nd for nd in built.optimized_model.graph.node if nd.op_type == "FusedMatMul"]
+    assert len(fused) == 2 and all({a.name: a.i for a in nd.attribute}["transBatchB"] == 1 for nd in fused)
+    w = layers.ort_layers(_params("layers.onnxruntime", onnx=str(tmp_path / "attn.onnx"), runs=2, warmup=1), CTX)
+    rows = [lt for lt in w.layers().layers if lt.op == "FusedMatMul"]
+    by_source = {tuple(lt.info["source_nodes"]): lt for lt in rows}
+    qk, av = by_source[("k_t", "qk")], by_source[("v_t", "av")]
+    # Q.K^T: B*H*M*N scores, each a K-long dot product; A.V: B*H*M*K outputs, each N long.
+    assert qk.cost.flops == 2 * (b * h * m * n) * k
+    assert av.cost.flops == 2 * (b * h * m * k) * n
+    assert qk.cost.bytes == 4 * (b * h * m * k + n * b * h * k + b * h * m * n)
+
+
+def _conv_relu_onnx(path, c=32):
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((c, c, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.standard_normal(c).astype(np.float32), "b")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Relu", ["c"], ["y"], name="relu")]
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph(nodes, "cr", [vi("x", TensorProto.FLOAT, [1, c, 8, 8])],
+                              [vi("y", TensorProto.FLOAT, [1, c, 8, 8])], inits)
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+@pytest.mark.parametrize("level", ["extended", "all"])
+def test_a_fused_conv_counts_its_activation_and_reorders_are_data_movement(tmp_path, level):
+    c = 32
+    _conv_relu_onnx(tmp_path / "cr.onnx", c)
+    w = layers.ort_layers(_params("layers.onnxruntime", onnx=str(tmp_path / "cr.onnx"), opt_level=level,
+                                  runs=2, warmup=1), CTX)
+    profiled = w.layers().layers
+    (conv,) = [lt for lt in profiled if lt.op in ("Conv", "FusedConv")]
+    out = c * 8 * 8
+    assert conv.info["source_nodes"] == ["conv", "relu"]
+    assert conv.cost.breakdown == {"flops_main": 2 * out * c * 9, "flops_bias": out, "flops_norm": 0,
+                                   "flops_act": out, "flops_residual": 0}
+    reorders = [lt for lt in profiled if lt.op.startswith("Reorder")]
+    if level == "extended":
+        assert conv.op == "FusedConv" and not reorders
+    if conv.info["kernel"] == "com.microsoft.nchwc:Conv":  # level all on a CPU with NCHWc kernels
+        assert sorted(lt.op for lt in reorders) == ["ReorderInput", "ReorderOutput"]
+    for lt in reorders:  # NCHW <-> NCHWc: read once, written once, named as such
+        assert lt.name.startswith(lt.op) and lt.info["category"] == "data" and lt.cost.flops == 0
+        assert lt.cost.bytes == 2 * 4 * out and lt.info["source_nodes"] == []
+
+
+def test_layers_feed_every_input_its_own_type(tmp_path):
+    # int64 ids, a bool mask, float16 and bfloat16 inputs (bfloat16 goes in as an OrtValue).
+    path = typed_inputs_onnx(tmp_path / "typed.onnx")
+    w = layers.ort_layers(_params("layers.onnxruntime", onnx=str(path), opt_level="all", runs=2, warmup=1), CTX)
+    w.fn()
+    profiled = w.layers()
+    ops = {lt.op for lt in profiled.layers}
+    assert {"Gather", "Where", "ArgMax"} <= ops, ops
+    gather = next(lt for lt in profiled.layers if lt.op == "Gather")
+    # the rows it gathers and the ids read, the rows written: not the 3.2 MB table
+    assert gather.cost is not None and gather.cost.bytes == 2 * 8 * 16 * 4 + 2 * 8 * 8 + 2 * 8 * 16 * 4
