@@ -21,8 +21,8 @@ from harness.cost.onnx_graph import node_names
 NCHWC = "com.microsoft.nchwc"
 REORDERS = ("ReorderInput", "ReorderOutput")
 # Ops ONNX Runtime fuses into the conv before them (activation, residual add, folded BatchNorm).
-EPILOGUE = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu", "Tanh", "HardSwish", "Add", "Sum",
-            "BatchNormalization"}
+EPILOGUE = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu", "Tanh", "HardSwish", "Add", "Sum", "Mul",
+            "BatchNormalization"}  # Mul: the scale of a BatchNorm exported as BN + Mul + Add
 NCHWC_MAX_BLOCK = 16  # channels per NCHWc block: 8 (AVX2) or 16 (AVX-512)
 WALK_LIMIT = 512  # original nodes one kernel may cover; a guard, far above any fusion
 
@@ -69,12 +69,21 @@ class GraphMatch:
         self.roots = {*(i.name for i in g.input), *(t.name for t in g.initializer)}
         self.dims = {t.name: tuple(t.dims) for t in g.initializer}
         self.opt_dims = {t.name: tuple(t.dims) for t in optimized.graph.initializer}
+        # Nodes that only compute weights (Constant, ConstantOfShape, a Cast or Unsqueeze of
+        # them): ONNX Runtime folds them into initializers; they are no kernel's source.
+        self.constant_nodes: set[int] = set()
+        constant = {t.name for t in g.initializer}
+        for i, n in enumerate(g.node):
+            if n.op_type in ("Constant", "ConstantOfShape") or (n.input and all(t in constant for t in n.input if t)):
+                self.constant_nodes.add(i)
+                constant.update(n.output)
         self.match: dict[str, str] = {}
         self._match()
-        self.kept = set(self.match.values()) | self.roots
+        self.kept = set(self.match.values()) | self.roots | constant
 
     def _match(self) -> None:
         nodes = list(self.optimized.graph.node)
+        g_nodes = self.original.graph.node
         match = self.match
         match.update({t: t for t in (*(i.name for i in self.optimized.graph.input),
                                 *(t.name for t in self.optimized.graph.initializer)) if t in self.known})
@@ -82,20 +91,32 @@ class GraphMatch:
             for out in node.output:
                 if out in self.known:
                     match[out] = out
+            # A node ONNX Runtime kept under its name but rewrote (an NCHWc Concat or pool)
+            # writes what the original node wrote.
+            i = self.index_of.get(node.name)
+            if i is not None and g_nodes[i].op_type == node.op_type:
+                for out, was in zip(node.output, g_nodes[i].output):
+                    if out and was:
+                        match.setdefault(out, was)
             if node.op_type == "ReorderInput" and node.input and node.input[0] in match:
                 match[node.output[0]] = match[node.input[0]]
         for node in nodes:
             if node.op_type == "ReorderOutput" and node.output[0] in match:
                 match.setdefault(node.input[0], match[node.output[0]])
-        # An NCHWc chain, from its end: each node's output tells its input.
-        for node in reversed(nodes):
-            if node.domain != NCHWC or node.op_type in REORDERS or not node.output:
-                continue
-            out = node.output[0]
-            if out not in match:
+        chain = [n for n in nodes if n.domain == NCHWC and n.op_type not in REORDERS and n.output]
+        # An NCHWc kernel is named after the tensor it writes ("r6_nchwc"); a BatchNorm it
+        # rewrote as a 1x1 conv after the BatchNorm's output + "_bn" ("r23_bn_nchwc"), a
+        # per-channel Mul or Add likewise ("_mul", "_add").
+        for node in chain:
+            if node.output[0] not in match:
                 hint = re.sub(r"_nchwc(_token_\d+)?$", "", node.name)
-                if hint in self.producer:
-                    match[out] = hint
+                for name in (hint, re.sub(r"_(bn|mul|add)$", "", hint)):
+                    if name in self.producer:
+                        match[node.output[0]] = self._after_fused_activation(node, name)
+                        break
+        # An NCHWc chain, from its end: each node's output tells its input.
+        for node in reversed(chain):
+            out = node.output[0]
             main = self.main_node(node, match.get(out))
             if main is None:
                 continue
@@ -107,10 +128,20 @@ class GraphMatch:
                 if other is not None:
                     match[node.input[3]] = other
 
+    def _after_fused_activation(self, node, tensor: str) -> str:
+        """The tensor an NCHWc kernel named after `tensor` writes: `tensor`, or the output of
+        the activation it fused when that activation is `tensor`'s only reader."""
+        act = next((a.s.decode() for a in node.attribute if a.name == "activation"), "")
+        readers = self.consumers.get(tensor, [])
+        if act and len(readers) == 1 and self.original.graph.node[readers[0]].op_type == act:
+            return self.original.graph.node[readers[0]].output[0]
+        return tensor
+
     def main_node(self, node, tensor: str | None) -> int | None:
         """The original node an NCHWc kernel computes, walking back from the tensor it writes
         through the epilogue ONNX Runtime fuses into it: a Conv whose kernel, group, strides
-        and dilations are the kernel's, or a BatchNormalization it rewrote as a 1x1 conv,
+        and dilations are the kernel's, or a BatchNormalization (else a per-channel Mul, a
+        BatchNorm's scale exported on its own) it rewrote as a 1x1 conv,
         or a pool or resize of the kernel's own op type."""
         if tensor is None or tensor not in self.producer:
             return None
@@ -118,7 +149,7 @@ class GraphMatch:
         g = self.original.graph.node
         held = set(self.match.values()) - {tensor}
         stack, seen = [tensor], set()
-        batchnorm = None
+        batchnorm = scale = None
         while stack and len(seen) < 16:  # conv -> bn -> add -> relu chains are 2-4 long
             t = stack.pop()
             i = self.producer.get(t)
@@ -134,10 +165,14 @@ class GraphMatch:
                 continue
             if n.op_type == "BatchNormalization" and batchnorm is None:
                 batchnorm = i
+            if n.op_type == "Mul" and scale is None:
+                scale = i
             if n.op_type in EPILOGUE:
-                ins = n.input[:2] if n.op_type in ("Add", "Sum") else n.input[:1]
+                ins = n.input[:2] if n.op_type in ("Add", "Sum", "Mul") else n.input[:1]
                 stack.extend(x for x in reversed(ins) if x and x not in held)
-        return batchnorm if node.op_type == "Conv" else None
+        if node.op_type != "Conv":
+            return None
+        return batchnorm if batchnorm is not None else scale
 
     def _residual_operand(self, tensor: str, main: int) -> str | None:
         """The residual add's other operand on the path from conv `main` to `tensor`."""
@@ -171,7 +206,7 @@ class GraphMatch:
         out, stack = set(), [t for t in tensors if t]
         while stack and len(out) < WALK_LIMIT:
             i = self.producer.get(stack.pop())
-            if i is None or i in out:
+            if i is None or i in out or i in self.constant_nodes:
                 continue
             out.add(i)
             stack.extend(t for t in self.original.graph.node[i].input if t and t not in self.kept)

@@ -357,8 +357,8 @@ def nchwc_cost(node, attrs: dict, o: Operands, gm: GraphMatch, graph_costs: dict
         return (layer.category, cost), original.op_type
     out = math.prod(cost.output_shape)
     act = fused_activation(attrs)
-    if original.op_type == "BatchNormalization":
-        return ("norm", epilogue(cost, act=act)), "BatchNormalization"
+    if original.op_type in ("BatchNormalization", "Mul"):  # rewritten as a 1x1 depthwise conv
+        return (layer.category if original.op_type == "Mul" else "norm", epilogue(cost, act=act)), original.op_type
     bias = o.given(2) and not cost.flops_bias
     cost = epilogue(cost, flops=out if bias else 0, act=act, extra_read=cost.output_shape[1] if bias else 0,
                     params=cost.output_shape[1] if bias else 0)

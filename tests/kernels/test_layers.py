@@ -23,7 +23,7 @@ from harness.core.workload import Context  # noqa: E402
 from harness.cost.ort_kernels import trace_cost  # noqa: E402
 from harness.presentation.model_text import format_layer_table  # noqa: E402
 from kernels import layers  # noqa: E402
-from onnx_models import typed_inputs_onnx  # noqa: E402
+from onnx_models import helper_model, typed_inputs_onnx  # noqa: E402
 
 CTX = Context("test", 1, [0])
 
@@ -199,3 +199,46 @@ def test_layers_feed_every_input_its_own_type(tmp_path):
     gather = next(lt for lt in profiled.layers if lt.op == "Gather")
     # the rows it gathers and the ids read, the rows written: not the 3.2 MB table
     assert gather.cost is not None and gather.cost.bytes == 2 * 8 * 16 * 4 + 2 * 8 * 8 + 2 * 8 * 16 * 4
+
+
+def _densenet_block_onnx(path, c=32):
+    """DenseNet's pattern as the onnx package's model-zoo files export it: conv, concat, then a
+    BatchNorm followed by its scale and shift as Mul and Add by constants, relu, conv."""
+    from onnx import TensorProto as T, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    shapes = {"w0": (c, c, 3, 3), "w1": (c, c, 3, 3), "scale": (2 * c,), "bias": (2 * c,), "mean": (2 * c,), "var": (2 * c,),
+              "mul": (2 * c, 1, 1), "add": (2 * c, 1, 1), "w2": (c, 2 * c, 1, 1)}
+    inits = [numpy_helper.from_array((np.abs(rng.standard_normal(s)) + 0.5 if n == "var" else
+                                      rng.standard_normal(s) * 0.1).astype(np.float32), n) for n, s in shapes.items()]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["x0"], pads=[1, 1, 1, 1], name="conv0"),
+             helper.make_node("Conv", ["x0", "w1"], ["a"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node("Concat", ["x0", "a"], ["cat"], axis=1, name="concat"),
+             helper.make_node("BatchNormalization", ["cat", "scale", "bias", "mean", "var"], ["bn"], name="bn"),
+             helper.make_node("Mul", ["bn", "mul"], ["m"], name="mul"),
+             helper.make_node("Add", ["m", "add"], ["s"], name="add"),
+             helper.make_node("Relu", ["s"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w2"], ["y"], name="conv2")]
+    vi = helper.make_tensor_value_info
+    return helper_model(path, nodes, [vi("x", T.FLOAT, [1, c, 8, 8])], [vi("y", T.FLOAT, [1, c, 8, 8])], inits)
+
+
+def test_batchnorm_and_scale_rewritten_as_nchwc_convs_keep_their_names(tmp_path):
+    path = _densenet_block_onnx(tmp_path / "dense.onnx")
+    w = layers.ort_layers(_params("layers.onnxruntime", onnx=str(path), opt_level="all", runs=2, warmup=1), CTX)
+    w.fn()
+    profiled = w.layers()
+    kernels = {lt.name: lt for lt in profiled.layers}
+    if not any(lt.info.get("kernel", "").startswith("com.microsoft.nchwc") for lt in profiled.layers):
+        pytest.skip("ONNX Runtime did not use NCHWc kernels on this CPU")
+    convs = [lt for lt in profiled.layers if lt.info.get("category") == "conv"]
+    assert sorted(n for lt in convs for n in lt.info["source_nodes"] if n.startswith("conv")) == \
+        ["conv0", "conv1", "conv2"]
+    assert all(lt.info["source_nodes"] for lt in convs)  # each conv names where it came from
+    # ORT's kernels for the BatchNorm (and the scale it could not fold) are not "conv" rows.
+    rest = [lt for lt in profiled.layers if lt.info.get("kernel") == "com.microsoft.nchwc:Conv"
+            and lt.info.get("category") != "conv"]
+    assert rest, "ONNX Runtime kept the BatchNorm as its own kernel: the model no longer tests the rewrite"
+    assert {lt.op: lt.info["source_nodes"] for lt in rest} == {"BatchNormalization": ["bn"], "Mul": ["mul"]}, \
+        {n: k.info["source_nodes"] for n, k in kernels.items()}
+    assert "concat" not in {n for lt in convs + rest for n in lt.info["source_nodes"]}
