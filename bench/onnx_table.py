@@ -99,7 +99,7 @@ def built_files(folder: Path) -> list[tuple[str, Path, int, str]]:
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 10])])
     p = folder / "mlp_constants.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(p))
-    out.append(("built: weights as Constant nodes", p, w1.size + w2.size, ""))
+    out.append(("built: weights as Constant nodes", p, w1.size + w2.size, "as built"))
     # Weights in an external-data file: two convs.
     c1 = rng.standard_normal((64, 3, 3, 3)).astype(np.float32)
     c2 = rng.standard_normal((128, 64, 3, 3)).astype(np.float32)
@@ -112,7 +112,7 @@ def built_files(folder: Path) -> list[tuple[str, Path, int, str]]:
     p = folder / "convs_external.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(p), save_as_external_data=True,
               all_tensors_to_one_file=True, location="convs_external.data", size_threshold=0)
-    out.append(("built: weights in external data", p, c1.size + c2.size, ""))
+    out.append(("built: weights in external data", p, c1.size + c2.size, "as built"))
     # int64 token ids into an embedding, a bool mask, attention-like matmuls.
     vocab, d, seq = 50000, 64, 16
     emb = rng.standard_normal((vocab, d)).astype(np.float32)
@@ -132,7 +132,7 @@ def built_files(folder: Path) -> list[tuple[str, Path, int, str]]:
                            numpy_helper.from_array(np.array(-1e4, np.float32), "neg")])
     p = folder / "ids_and_mask.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(p))
-    out.append(("built: int64 ids + bool mask", p, emb.size + wq.size, ""))
+    out.append(("built: int64 ids + bool mask", p, emb.size + wq.size, "as built"))
     return out
 
 
