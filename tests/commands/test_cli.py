@@ -96,4 +96,5 @@ def test_a_suspect_case_is_re_measured_once_in_a_fresh_worker_and_shown_apart(wr
     assert attempts[0].worker_pid != attempts[1].worker_pid  # a fresh worker
     assert sorted(r.case_id for r in final(records)) == ["e[t=1]", "n[t=1]"]
     assert re.search(r"\d ok, [12] suspect, 0 failed", out.stdout) and "re-measured" in out.stdout
-    assert "suspect: n[t=1]: noisy: coefficient of variation" in out.stdout
+    # other reasons (load, clock) may come first on a busy machine; the noise is always there
+    assert re.search(r"^suspect: n\[t=1\]: .*noisy: coefficient of variation", out.stdout, re.M), out.stdout

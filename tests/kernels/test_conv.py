@@ -11,6 +11,8 @@ import pytest
 from support import ROOT
 from harness.cost.ops import conv2d_cost
 from harness.core.errors import UsageError
+from harness.core.records import final
+from harness.core.store import load_records
 from harness.core.suite import load_suite, parse_suite
 from harness.core.workload import Context, Skip
 from harness.core import registry
@@ -238,7 +240,8 @@ def test_conv_cmd_end_to_end(tmp_path):
     assert "intensity" in out.stdout and "of roofline" in out.stdout
     runs = list(tmp_path.glob("*/*/records.jsonl"))
     assert len(runs) == 1
-    records = [json.loads(line) for line in runs[0].read_text().splitlines()]
+    # a case found suspect on a busy machine is re-measured (attempt 2): readers keep the last
+    records = [r.to_json() for r in final(load_records(runs[0].parent))]
     assert sorted(r["params"]["backend"] for r in records) == ["onnxruntime", "torch"]
     expected = conv2d_cost((1, 8, 10, 10), 16, 3, 1, 1)
     for r in records:
