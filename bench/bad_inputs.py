@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.presentation.text import format_table  # noqa: E402
+from harness.core.text import format_table  # noqa: E402
 
 CASE = "cases: [{id: t, kind: diagnostic.empty}]\n"
 

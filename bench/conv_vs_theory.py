@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.core.records import Record, final  # noqa: E402
 from harness.core.suite import load_suite  # noqa: E402
-from harness.presentation.text import format_table  # noqa: E402
+from harness.core.text import format_table  # noqa: E402
 from harness.session.pipeline import run_suite, scale_budgets  # noqa: E402
 
 PREFIXES = ("doc-", "resnet50-l")

@@ -32,7 +32,7 @@ from harness.core.errors import UsageError  # noqa: E402
 from harness.core.records import final  # noqa: E402
 from harness.core.suite import parse_suite  # noqa: E402
 from harness.cost.torch_walk import zoo_model_cost  # noqa: E402
-from harness.presentation.text import format_table  # noqa: E402
+from harness.core.text import format_table  # noqa: E402
 from harness.session.pipeline import run_suite  # noqa: E402
 from kernels.zoo import MODELS  # noqa: E402
 

@@ -35,7 +35,7 @@ from harness.analysis.layers import layer_tables  # noqa: E402
 from harness.core.records import final  # noqa: E402
 from harness.core.store import find_runs, load_records  # noqa: E402
 from harness.cost.onnx_graph import onnx_model_cost  # noqa: E402
-from harness.presentation.text import fmt_si, fmt_time, format_table  # noqa: E402
+from harness.core.text import fmt_si, fmt_time, format_table  # noqa: E402
 
 LIGHT = ("densenet121", "inception_v1", "squeezenet", "shufflenet", "vgg19", "resnet50")
 

@@ -50,7 +50,7 @@ from harness.core.records import Record  # noqa: E402
 from harness.core.runner import run_cases  # noqa: E402
 from harness.core.store import RunStore  # noqa: E402
 from harness.core.suite import parse_suite  # noqa: E402
-from harness.presentation.text import fmt_bytes_binary, format_table  # noqa: E402
+from harness.core.text import fmt_bytes_binary, format_table  # noqa: E402
 from kernels.sweep import SWEEP_CALL_BYTES_PER_THREAD  # noqa: E402  (constants only: no Numba here)
 
 KIB, MIB, GIB = 1024, 1024 ** 2, 1024 ** 3

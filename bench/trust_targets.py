@@ -29,7 +29,7 @@ from harness.analysis.profile import load_profile, profile_path  # noqa: E402
 from harness.core import system  # noqa: E402
 from harness.core.records import final  # noqa: E402
 from harness.core.store import find_runs, load_records  # noqa: E402
-from harness.presentation.text import format_table  # noqa: E402
+from harness.core.text import format_table  # noqa: E402
 
 
 def harness(*args) -> subprocess.CompletedProcess:

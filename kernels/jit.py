@@ -22,14 +22,11 @@ from dataclasses import dataclass
 from harness.core import isa as isa_levels
 from harness.core.workload import Context, Skip
 
-# Features whose registers are wider than a level allows (prefix match on LLVM feature names).
-_WIDER_THAN = {
-    "avx512": (),
-    "avx2": ("avx512", "avx10", "amx", "evex512"),
-    "sse": ("avx512", "avx10", "amx", "evex512", "avx2"),
-    "scalar": ("avx512", "avx10", "amx", "evex512", "avx2"),
-}
-
+# LLVM feature-name prefixes each x86 level adds over the level below it: forcing a level
+# switches off every prefix of the levels above it.
+_LLVM_PREFIXES = {"scalar": (), "sse": (), "avx2": ("avx2",), "avx512": ("avx512", "avx10", "amx", "evex512")}
+_WIDER_THAN = {level: tuple(p for wider in isa_levels.X86_LEVELS[i + 1:] for p in _LLVM_PREFIXES[wider])
+               for i, level in enumerate(isa_levels.X86_LEVELS)}
 
 
 def llvm_binding():
@@ -109,16 +106,12 @@ def compile_ir(ir: str, features: str | None = None) -> Compiled:
 # --------------------------------------------------------------------------- levels
 
 def supported_levels() -> list[str]:
-    """The levels this CPU (and OS) can run, narrow to wide."""
+    """The levels this CPU (and OS) can run, narrow to wide: isa.KEY_FLAG's flag for each,
+    as LLVM detected it (LLVM also checks that the OS saves the wider registers)."""
     arch = host_arch()
     if arch == "x86_64":
         f = host_features()
-        levels = list(isa_levels.X86_LEVELS[:2])  # scalar and SSE: every x86-64 CPU
-        if f.get("avx2") and f.get("avx"):
-            levels.append("avx2")
-        if f.get("avx512f"):
-            levels.append("avx512")
-        return levels
+        return [lvl for lvl in isa_levels.X86_LEVELS if lvl == "scalar" or f.get(isa_levels.KEY_FLAG[lvl])]
     if arch in ("aarch64", "arm64"):
         return list(isa_levels.ARM_LEVELS[:2])  # SVE kernels are not written yet
     return ["scalar"]

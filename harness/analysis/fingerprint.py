@@ -19,7 +19,6 @@ import platform
 import re
 
 import numpy  # loaded so that threadpoolctl sees its BLAS (blas_info)
-import psutil
 
 from harness.core import conditions, isa, system
 from harness.core.store import slug
@@ -172,7 +171,7 @@ def fingerprint(with_gpu: bool = True) -> dict:
         peaks["bfloat16"] = {**peaks["float32"], "isa": "avx512_bf16", "flops_per_cycle_per_core": fpc,
                              "flops_per_s": physical * ghz * 1e9 * fpc if ghz else None}
     state = conditions.machine_state()
-    mem = psutil.virtual_memory()
+    mem_total, mem_available = system.memory_totals()
     info = {
         "cpu": {
             "model": brand,
@@ -188,7 +187,7 @@ def fingerprint(with_gpu: bool = True) -> dict:
             "usable_levels": levels,
             "caches": system.cache_list(),
         },
-        "memory": {"total_bytes": mem.total, "available_bytes": mem.available,
+        "memory": {"total_bytes": mem_total, "available_bytes": mem_available,
                    "cgroup_limit_bytes": system.cgroup_memory_limit()},
         "os": {"system": platform.system(), "release": platform.release(),
                "distribution": system.os_release(), "hostname": platform.node()},

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from harness.analysis.roofline import efficiency, roofline_bound
 from harness.analysis.snapshot import FALLBACK_DTYPE, Snapshot, SnapshotCeiling
 from harness.core.records import Placement, Record
+from harness.core.text import fmt_bytes_binary, fmt_si
 
 # Efficiency this far above 100% needs an explanation (below it, timing noise covers it).
 ABOVE_ROOF = 1.05
@@ -47,13 +48,6 @@ def working_set(record: Record) -> float:
     return record.cost.working_set_bytes or record.cost.bytes
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit, scale in (("MiB", 1024**2), ("KiB", 1024)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n:.0f} B"
-
-
 def memory_level(snap: Snapshot, nbytes: float, threads: int | None, device: str = "cpu"
                  ) -> tuple[SnapshotCeiling | None, str | None, str]:
     """(bandwidth ceiling, level, why) for a working set of `nbytes` at `threads`."""
@@ -63,9 +57,9 @@ def memory_level(snap: Snapshot, nbytes: float, threads: int | None, device: str
         return bw, bw.name if bw else None, f"{device}: placed against its {bw.name if bw else 'unknown'} bandwidth"
     fits = next((i for i, (lvl, size) in enumerate(levels) if size is None or nbytes <= size), len(levels) - 1)
     level, size = levels[fits]
-    held = f"{_fmt_bytes(size)} held by {threads} thread{'s' if threads != 1 else ''}" if size else "past every cache"
-    why = f"working set {_fmt_bytes(nbytes)} fits in {level} ({held})" if size else \
-        f"working set {_fmt_bytes(nbytes)} is larger than every cache: DRAM"
+    held = f"{fmt_bytes_binary(size)} held by {threads} thread{'s' if threads != 1 else ''}" if size else "past every cache"
+    why = f"working set {fmt_bytes_binary(nbytes)} fits in {level} ({held})" if size else \
+        f"working set {fmt_bytes_binary(nbytes)} is larger than every cache: DRAM"
     for lvl, _ in levels[fits:]:
         bw = snap.bandwidth(lvl, threads)
         if bw is not None:
@@ -99,14 +93,18 @@ def roof_for(record: Record, snap: Snapshot) -> Roof:
 def _explain(eff: float, bound: str, roof: Roof, record: Record, snap: Snapshot, attained_bps: float) -> str | None:
     if eff <= ABOVE_ROOF:
         return None
-    if bound == "compute":
+    if bound.startswith("compute"):
+        if roof.source == "datasheet":
+            return ("above the nominal (datasheet) peak: the clock under load can run above the GHz the OS "
+                    "reports (in a VM /proc/cpuinfo shows the timestamp-counter rate); `harness probe --quick` "
+                    "measures the real ceiling")
         return ("faster than the compute ceiling: distrust this figure (the FLOP count may include work the "
                 "kernel skips, such as zero padding or a fused op, or the ceiling was measured low)")
     faster = [snap.bandwidth(lvl, record.threads) for lvl, _ in snap.memory_levels(record.threads)]
     faster = [c for c in faster if c is not None and c.value > (roof.bandwidth.value if roof.bandwidth else 0)]
     if faster and attained_bps <= max(c.value for c in faster):
         best = min((c for c in faster if c.value >= attained_bps), key=lambda c: c.value)
-        return (f"above the {roof.level} bandwidth but within {best.name}'s ({best.value / 1e9:.3g} GB/s): part of "
+        return (f"above the {roof.level} bandwidth but within {best.name}'s ({fmt_si(best.value, 'B/s')}): part of "
                 f"the working set (estimated as every tensor once) stayed in {best.name}")
     return ("faster than every measured bandwidth: distrust this figure (the byte count, every tensor moved "
             "once, may be more than the kernel moves)")
@@ -152,7 +150,7 @@ def place(record: Record, snap: Snapshot) -> Placement | None:
         dram_efficiency=dram_eff, datasheet_peak_flops_per_s=sheet,
         datasheet_efficiency=efficiency(measured_s, flops / sheet) if sheet and flops else None,
         profile=snap.profile_path,
-        explanation=_explain(eff, bound, roof, record, snap, nbytes / measured_s) if peak and bw else None,
+        explanation=_explain(eff, bound, roof, record, snap, nbytes / measured_s),
         notes=notes)
 
 

@@ -47,6 +47,7 @@ from harness.analysis import plateaus as plateau_finder
 from harness.core import isa
 from harness.core.errors import UsageError
 from harness.core.records import Record
+from harness.core.text import fmt_si
 
 PROFILE = "profile.json"
 PROFILE_SCHEMA = 2
@@ -317,10 +318,15 @@ def sweep_ceilings(records: list[Record], run_id: str, out: list[CeilingMeasurem
                    cache_capacity: dict | None) -> tuple[list[dict], list[dict]]:
     """Cache-level ceilings from the working-set sweep: per (op, threads), the plateaus of the
     best-of curve, each named by the cache it fits in; DRAM is left to STREAM triad."""
-    curves: dict[tuple, list[Record]] = {}
+    # One point per size: a size re-measured in a fresh worker (attempt 2) replaces attempt 1.
+    latest: dict[tuple, Record] = {}
     for r in records:
-        if r.measured and r.kind == "probe.sweep":
-            curves.setdefault((r.params["op"], r.threads), []).append(r)
+        key = (r.params.get("op"), r.threads, r.params.get("kbytes"))
+        if r.measured and r.kind == "probe.sweep" and (key not in latest or r.attempt >= latest[key].attempt):
+            latest[key] = r
+    curves: dict[tuple, list[Record]] = {}
+    for r in latest.values():
+        curves.setdefault((r.params["op"], r.threads), []).append(r)
     plateaus, points = [], []
     for (op, threads), recs in sorted(curves.items()):
         recs = sorted(recs, key=lambda r: r.params["kbytes"])
@@ -400,9 +406,9 @@ def health_checks(new: list[CeilingMeasurement], reference: list[Ceiling], ctx: 
         if fpc and ghz and m.threads:
             theory = min(m.threads, ctx.physical_cores) * ghz * 1e9 * fpc
             if m.value > theory * (1 + ABOVE_THEORY_TOLERANCE):
-                _flag(m, f"above the theoretical peak at the measured clock: {m.value / 1e9:.4g} GFLOP/s > "
+                _flag(m, f"above the theoretical peak at the measured clock: {fmt_si(m.value, 'FLOP/s', 4)} > "
                          f"{min(m.threads, ctx.physical_cores)} cores x {ghz:.3g} GHz x {fpc:g} FLOP/cycle = "
-                         f"{theory / 1e9:.4g} GFLOP/s")
+                         f"{fmt_si(theory, 'FLOP/s', 4)}")
         # k threads of FMA must scale from one thread.
         if m.name != "blas" and m.threads and m.threads > 1:
             one = best("compute", m.name, m.dtype, 1)
@@ -430,15 +436,15 @@ def health_checks(new: list[CeilingMeasurement], reference: list[Ceiling], ctx: 
             if fast.value < slow.value * (1 - HIERARCHY_TOLERANCE):
                 target = fast if id(fast) in fresh else slow if id(slow) in fresh else None
                 if target is not None:
-                    _flag(target, f"memory hierarchy: {upper} {fast.value / 1e9:.3g} GB/s is below {lower} "
-                                  f"{slow.value / 1e9:.3g} GB/s at {threads} thread{'s' if threads != 1 else ''}")
+                    _flag(target, f"memory hierarchy: {upper} {fmt_si(fast.value, 'B/s')} is below {lower} "
+                                  f"{fmt_si(slow.value, 'B/s')} at {threads} thread{'s' if threads != 1 else ''}")
         # ... and more threads may not measure slower than one thread at the same level.
         if threads > 1:
             for lvl, m in levels:
                 one = best("bandwidth", lvl, None, 1)
                 if id(m) in fresh and one is not None and m.value < one.value * (1 - HIERARCHY_TOLERANCE):
-                    _flag(m, f"thread scaling: {lvl} at {threads} threads {m.value / 1e9:.3g} GB/s is below one "
-                             f"thread's {one.value / 1e9:.3g} GB/s: these CPUs may share a physical core, or the "
+                    _flag(m, f"thread scaling: {lvl} at {threads} threads {fmt_si(m.value, 'B/s')} is below one "
+                             f"thread's {fmt_si(one.value, 'B/s')}: these CPUs may share a physical core, or the "
                              "host oversubscribes them")
     # Repetitions that still disagree after the re-measurements: suspect, unless another attempt
     # in a fresh worker reproduced the same best within the tolerance. Noise only ever slows a

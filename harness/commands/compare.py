@@ -7,7 +7,7 @@ from harness.commands import options
 from harness.core.errors import UsageError
 from harness.core.store import resolve_run_arg
 from harness.presentation.compare import ALPHA, MIN_EFFECT, compare_runs, comparison_rows, write_comparison
-from harness.presentation.text import format_table
+from harness.core.text import format_table
 
 HELP = "line up matching cases of two or more runs, with significance"
 DESCRIPTION = ("Matches cases across runs by case id (else kind, params and threads); the first run is the "

@@ -21,7 +21,7 @@ from harness.core.records import Record, final
 from harness.core.suite import parse_suite
 from harness.cost.ops import conv2d_cost, dtype_bytes
 from harness.presentation.console import distrust_lines, roof_cell, suspect_lines
-from harness.presentation.text import cut, fmt_pct, fmt_si, fmt_time, format_table
+from harness.core.text import cut, fmt_pct, fmt_si, fmt_time, format_table
 from harness.session.pipeline import exit_status, run_suite
 
 HELP = "time one convolution config on each backend against its roofline"

@@ -25,7 +25,7 @@ from harness.cost.onnx_weights import onnx_memory_estimate
 from harness.cost.torch_walk import zoo_model_cost
 from harness.presentation.console import suspect_lines
 from harness.presentation.model_text import format_layer_table, format_metrics, format_timings
-from harness.presentation.text import cut, fmt_si
+from harness.core.text import cut, fmt_si
 from harness.session.pipeline import exit_status, run_suite
 
 HELP = "a zoo model or an ONNX file: four size metrics, latency and throughput per framework, layer by layer"

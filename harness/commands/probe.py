@@ -13,7 +13,7 @@ from harness.core.errors import UsageError
 from harness.core.suite import Suite, load_suite, parse_suite
 from harness.presentation.console import summary_counts, suspect_lines
 from harness.presentation.tables import format_measurements, format_snapshot, format_throttle_table
-from harness.presentation.text import cut
+from harness.core.text import cut
 from harness.session.pipeline import Session, exit_status, scale_budgets
 
 HELP = "measure peak FLOP/s, bandwidth per memory level and the clock; updates the device profile"

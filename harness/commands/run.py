@@ -8,7 +8,7 @@ from harness.commands import options
 from harness.core.errors import UsageError
 from harness.core.suite import load_suite
 from harness.presentation.console import distrust_lines, summary_counts, summary_table, suspect_lines
-from harness.presentation.text import plural
+from harness.core.text import plural
 from harness.session.pipeline import exit_status, run_suite, scale_budgets
 
 HELP = "run a suite file, storing every record under results/"

@@ -10,7 +10,7 @@ from harness.core import isa, system
 from harness.core.errors import UsageError
 from harness.core.suite import Suite, parse_suite
 from harness.presentation.tables import format_throttle_table
-from harness.presentation.text import cut
+from harness.core.text import cut
 from harness.session.pipeline import exit_status, run_suite
 
 HELP = "the clock by busy cores and ISA level (the first source document's 10980XE table, for this machine)"

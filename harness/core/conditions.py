@@ -15,7 +15,6 @@ import resource
 import sys
 import time
 
-import psutil
 
 from harness.core import registry, system
 from harness.core.records import Load
@@ -103,10 +102,9 @@ def other_load(cpus: list[int], interval: float = 0.05) -> Load:
     Our own process can still burn CPU then (OpenBLAS and OpenMP threads spin-wait after
     a call), so its CPU time over the interval is subtracted from the pinned CPUs' total.
     """
-    me = psutil.Process()
-    own0 = sum(me.cpu_times()[:2])
-    per_cpu = psutil.cpu_percent(interval=interval, percpu=True)
-    own_percent = 100.0 * (sum(me.cpu_times()[:2]) - own0) / interval
+    own0 = system.own_cpu_seconds()
+    per_cpu = system.cpu_busy_percent(interval)
+    own_percent = 100.0 * (system.own_cpu_seconds() - own0) / interval
     busy = {str(c): per_cpu[c] for c in cpus if c < len(per_cpu)}
     others = max(0.0, sum(busy.values()) - own_percent) / max(len(busy), 1)
     return Load(per_cpu_percent=busy, own_percent=own_percent, others_percent=others)
@@ -120,12 +118,6 @@ def clock_ghz(seconds: float = 0.02) -> float | None:
         return registry.clock_reader()(seconds=seconds, sample_adds=500_000)
     except Exception:  # no JIT on this platform: the clock is then unknown, never guessed
         return None
-
-
-def cpu_steal(cpus: list[int]) -> float:
-    """Seconds the hypervisor gave our CPUs to someone else (0 where not reported)."""
-    times = psutil.cpu_times(percpu=True)
-    return sum(getattr(times[c], "steal", 0.0) for c in cpus if c < len(times))
 
 
 class FaultCounter:
@@ -155,14 +147,14 @@ class RegionCounters:
         self.clock = clock
 
     def __enter__(self):
-        self._steal0 = cpu_steal(self.cpus)
+        self._steal0 = system.cpu_steal_seconds(self.cpus)
         self._t0 = self.clock()
         return self
 
     def __exit__(self, *exc):
         wall = self.clock() - self._t0
         self.wall_s = wall
-        steal = cpu_steal(self.cpus) - self._steal0
+        steal = system.cpu_steal_seconds(self.cpus) - self._steal0
         self.steal_fraction = steal / (wall * len(self.cpus)) if wall > 0 and self.cpus else 0.0
         return False
 

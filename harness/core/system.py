@@ -235,6 +235,28 @@ def cgroup_room() -> int | None:
     return None
 
 
+def cpu_busy_percent(interval: float) -> list[float]:
+    """Each CPU's busy share (all processes) over the next `interval` seconds, from /proc/stat."""
+    return psutil.cpu_percent(interval=interval, percpu=True)
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU seconds this process (all its threads) has used so far."""
+    return sum(psutil.Process().cpu_times()[:2])
+
+
+def cpu_steal_seconds(cpus: list[int]) -> float:
+    """Seconds the hypervisor gave `cpus` to someone else (0 where not reported)."""
+    times = psutil.cpu_times(percpu=True)
+    return sum(getattr(times[c], "steal", 0.0) for c in cpus if c < len(times))
+
+
+def memory_totals() -> tuple[int, int]:
+    """(total, available) bytes of the machine, as the kernel reports them (no cgroup)."""
+    mem = psutil.virtual_memory()
+    return mem.total, mem.available
+
+
 def total_memory_bytes() -> int:
     """The machine's memory, or its cgroup limit where that is lower."""
     total = psutil.virtual_memory().total

@@ -24,14 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import mannwhitneyu
 
 from harness.core.errors import UsageError
 from harness.core.records import Record, final
 from harness.core.store import load_records, resolve_run
 from harness.presentation import plots
 from harness.presentation.document import render_html, render_markdown, table
-from harness.presentation.text import fmt_time
+from harness.core.text import fmt_time
 
 ALPHA = 0.05
 MIN_EFFECT = 0.01  # ratios within 1% of 1 are "same" however small the p-value
@@ -60,6 +59,8 @@ def verdict(baseline: list[float], other: list[float], alpha: float = ALPHA,
     if a.size == 0 or b.size == 0:
         return None, None, "no samples"
     ratio = float(np.median(b) / np.median(a)) if np.median(a) > 0 else None
+    from scipy.stats import mannwhitneyu  # deferred: scipy.stats costs ~0.8 s at every command's start
+
     p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
     if not math.isfinite(p):  # every sample equal in both runs
         p = 1.0

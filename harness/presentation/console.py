@@ -6,7 +6,7 @@ Suspect records are shown apart from ok ones: measured, kept, but past a documen
 from __future__ import annotations
 
 from harness.core.records import Record, final
-from harness.presentation.text import cut, finite, fmt_pct, fmt_si, fmt_time, format_table, plural
+from harness.core.text import cut, finite, fmt_pct, fmt_si, fmt_time, format_table, plural
 
 
 def figure_of(record: Record) -> str:

@@ -1,7 +1,7 @@
 """The device fingerprint as `harness device` prints it."""
 from __future__ import annotations
 
-from harness.presentation.text import fmt_bytes_binary, fmt_number, fmt_si
+from harness.core.text import fmt_bytes_binary, fmt_number, fmt_si
 
 
 def format_fingerprint(fp: dict) -> str:

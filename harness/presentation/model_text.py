@@ -6,7 +6,7 @@ from harness.analysis.layers import LayerTable
 from harness.core.records import Record, final
 from harness.cost.model import UNKNOWN_GROUPS, ModelCost
 from harness.presentation.console import roof_cell
-from harness.presentation.text import cut, fmt_pct, fmt_si, fmt_time, format_table
+from harness.core.text import cut, fmt_pct, fmt_si, fmt_time, format_table
 
 FRAMEWORK_ORDER = ("eager", "compile", "onnxruntime")
 

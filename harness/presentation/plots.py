@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.presentation.text import fmt_time
+from harness.core.text import fmt_time
 
 # Bound markers: the shape says which side of the ridge a point is on.
 BOUND_MARKERS = {"compute": "o", "memory": "^", "unknown": "s"}

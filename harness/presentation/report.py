@@ -31,7 +31,7 @@ from harness.presentation.console import figure_of
 from harness.presentation.document import h2, render_html, render_markdown, table
 from harness.presentation.model_text import params_breakdown
 from harness.presentation.roofline_plot import roofline_panels, roofline_plot
-from harness.presentation.text import fmt_bytes_binary, fmt_pct, fmt_si, fmt_time
+from harness.core.text import fmt_bytes_binary, fmt_pct, fmt_si, fmt_time
 
 TOP_OPS = 15
 # Kinds that are not ops: their time is a probe's set duration or the timer itself.

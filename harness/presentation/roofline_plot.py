@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.analysis.roofline_fit import fit_roofline
+from harness.core.text import fmt_si
 from harness.presentation.plots import (BANDWIDTH_COLOURS, BOUND_MARKERS, DTYPE_COLOURS, bound_key, family_colours,
                                         figure, kind_family, plain_log_ticks, save)
 
@@ -78,18 +79,18 @@ def roofline_panels(records, snap) -> list[Panel]:
         for level in levels:
             bw = snap.bandwidth(level, threads, device)
             if bw is not None:
-                lines.append(Line("bandwidth", f"{level} {bw.value / 1e9:.3g} GB/s", bw.value))
+                lines.append(Line("bandwidth", f"{level} {fmt_si(bw.value, 'B/s')}", bw.value))
         for dtype in sorted({p["dtype"] for p in points if p["dtype"]}):
             peak = snap.compute(dtype, threads, device)
             if peak is not None:
-                lines.append(Line("compute", f"{dtype} {peak.name} {peak.value / 1e9:.3g} GFLOP/s", peak.value, dtype))
+                lines.append(Line("compute", f"{dtype} {peak.name} {fmt_si(peak.value, 'FLOP/s')}", peak.value, dtype))
             blas = snap.blas(dtype, threads) if device == "cpu" else None
             if blas is not None:
-                lines.append(Line("compute", f"{dtype} BLAS GEMM {blas.value / 1e9:.3g} GFLOP/s", blas.value, dtype,
+                lines.append(Line("compute", f"{dtype} BLAS GEMM {fmt_si(blas.value, 'FLOP/s')}", blas.value, dtype,
                                   dashed=True))
             nominal = snap.nominal_peak(dtype, threads)
             if nominal and any(p["source"] != "measured" and p["dtype"] == dtype for p in points):
-                lines.append(Line("compute", f"{dtype} nominal {nominal / 1e9:.3g} GFLOP/s (datasheet)", nominal,
+                lines.append(Line("compute", f"{dtype} nominal {fmt_si(nominal, 'FLOP/s')} (datasheet)", nominal,
                                   dtype, dashed=True))
         panels.append(Panel(threads, lines, points, device))
     return panels
@@ -206,15 +207,15 @@ def _draw_fit(ax, px, py, xmin, xmax, ridge):
     grid = np.geomspace(xmin, xmax, 200)
     if fit.model == "both":
         roof = np.minimum(grid * fit.B, fit.P)
-        text = f"fitted roof: {fit.B / 1e9:.3g} GB/s, {fit.P / 1e9:.3g} GFLOP/s"
+        text = f"fitted roof: {fmt_si(fit.B, 'B/s')}, {fmt_si(fit.P, 'FLOP/s')}"
     elif fit.model == "memory":
         grid = grid[grid <= px.max() * 2]
         roof = grid * fit.B
-        text = f"fitted roof: {fit.B / 1e9:.3g} GB/s (peak not reached)"
+        text = f"fitted roof: {fmt_si(fit.B, 'B/s')} (peak not reached)"
     else:
         grid = grid[grid >= px.min() / 2]
         roof = np.full_like(grid, fit.P)
-        text = f"fitted roof: {fit.P / 1e9:.3g} GFLOP/s (bandwidth not reached)"
+        text = f"fitted roof: {fmt_si(fit.P, 'FLOP/s')} (bandwidth not reached)"
     ax.plot(grid, roof / 1e9, color="#ff7f0e", linestyle=(0, (1, 1.5)), linewidth=2, zorder=3)
     return Line2D([], [], color="#ff7f0e", linestyle=(0, (1, 1.5)), linewidth=2, label=text)
 

@@ -6,7 +6,7 @@ import time
 
 from harness.analysis.profile import MEMORY_LEVELS, Ceiling, CeilingMeasurement, DeviceProfile
 from harness.analysis.snapshot import Snapshot
-from harness.presentation.text import fmt_pct, fmt_si, format_table
+from harness.core.text import fmt_pct, fmt_si, format_table
 
 _LEVEL_ORDER = {name: i for i, name in enumerate(MEMORY_LEVELS)}
 

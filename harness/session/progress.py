@@ -12,6 +12,7 @@ import time
 
 from harness.core.records import Record
 from harness.core.suite import Case
+from harness.core.text import fmt_duration
 
 # Seconds a case costs beyond its sampling budget and warm-up cap: worker start, imports,
 # the factory's allocation and check, the clock reads around it.
@@ -20,17 +21,6 @@ CASE_OVERHEAD_S = 1.0
 
 def estimate(case: Case) -> float:
     return (case.policy.budget_s + case.policy.warmup_max_s / 3 + CASE_OVERHEAD_S) * case.processes
-
-
-def fmt_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 class Progress:

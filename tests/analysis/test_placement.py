@@ -52,6 +52,19 @@ def test_a_multi_thread_working_set_is_judged_against_the_caches_its_threads_hol
     assert roof_for(op(1e6, 3 * MIB, 1.0, threads=1), snap()).level == "DRAM"  # 3 MiB > 2 MiB at 1 thread
 
 
+def test_above_a_one_sided_roof_comes_with_a_reason_too():
+    # No compute ceiling at all: the nominal peak from the OS's GHz, which a VM's clock beats.
+    bare = Snapshot(ceilings=[], cache_capacity={}, nominal={"float32": {"flops_per_s": 2e11, "cores": 2}})
+    p = place(op(2e9, 1e6, 0.015), bare)
+    assert p.source == "datasheet" and p.bound.startswith("compute") and p.efficiency > 1
+    assert "nominal (datasheet) peak" in p.explanation
+    # Only a bandwidth measured, and the op beats every level of it.
+    mem_only = Snapshot(ceilings=[SnapshotCeiling("bandwidth", "DRAM", 2e10, None, 1)],
+                        cache_capacity={"1": {"L1": 48 * KIB}}, nominal={})
+    q = place(op(0, 1e9, 1e9 / 5e10), mem_only)
+    assert q.bound.startswith("memory") and q.efficiency > 1 and "distrust" in q.explanation
+
+
 def test_above_the_roof_comes_with_a_reason():
     # Placed against DRAM (8 MiB: past L2) but attaining 100 GB/s: within L2's bandwidth.
     p = place(op(1e6, 8 * MIB, 8 * MIB / 1e11), snap())

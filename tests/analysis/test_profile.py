@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from support import harness_cli, record
+from support import harness_cli, one_line_error, record
 from harness.analysis import profile as profiles
 from harness.analysis import snapshot as snapshots
 from harness.analysis.profile import DeviceProfile, HealthContext, add_run, load_profile, measurements_from
@@ -207,12 +207,22 @@ def test_quick_probe_writes_a_profile_that_later_runs_place_against(tmp_path, wr
     assert snap.compute("float32", 1) is not None  # the run froze what it was placed against
     assert mm.roofline.peak_flops_per_s == snap.compute("float32", 1).value
 
+    # `harness profile`: each ceiling with its history and the one in force; forget; reset.
+    out = harness_cli("profile", "--results", results)
+    assert out.returncode == 0, out.stderr
+    probe_run = profile.runs_in_order()[-1]
+    assert probe_run in out.stdout and "in force" in out.stdout.lower()
+    out = harness_cli("profile", "--results", results, "--forget", probe_run)
+    assert out.returncode == 0 and "forgot" in out.stdout, out.stderr
+    assert probe_run not in load_profile(profile_file).runs_in_order()
+    line = one_line_error(harness_cli("profile", "--results", results, "--forget", probe_run))
+    assert f"--forget {probe_run}: no measurement of that run" in line
+    out = harness_cli("profile", "--results", results, "--reset")
+    assert out.returncode == 0 and not profile_file.exists(), out.stderr
+    assert list(profile_file.parent.glob("profile.json.reset-*"))  # the old one is kept aside
+
 
 def test_the_quick_suite_on_an_empty_results_folder_places_against_its_own_probes(tmp_path):
-    results = tmp_path / "results"
-    out = harness_cli("run", "suites/quick.yaml", "--filter", "gemm", "--budget-scale", "0.1", "--results", results,
-                      "--no-progress", timeout=300)
-    assert out.returncode == 0, out.stderr
     # The quick suite's own probe cases run first; its gemm (a BLAS probe) and its ops are
     # placed against what they measured, never the nominal peak.
     out = harness_cli("run", "suites/quick.yaml", "--filter", "t=1]", "--budget-scale", "0.1", "--results",

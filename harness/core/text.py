@@ -28,6 +28,18 @@ def fmt_time(seconds, digits: int = 3) -> str:
     return f"{seconds / 1e-9:.{digits}g} ns"
 
 
+def fmt_duration(seconds: float) -> str:
+    """Wall-clock durations of long work: 42 -> '42s', 185 -> '3m05s', 7300 -> '2h01m'."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
 def fmt_si(value, unit: str, digits: int = 3) -> str:
     """Decimal SI: 1.23e11, 'FLOP/s' -> '123 GFLOP/s'; '' for a missing value."""
     if not finite(value):
