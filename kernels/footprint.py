@@ -28,7 +28,7 @@ from harness.core.workload import Context, Workload
 from harness.cost.onnx_graph import load_onnx, parse_shapes, resolve_onnx_shapes
 from harness.cost.onnx_weights import graph_constants, weights_bytes
 from kernels import zoo
-from kernels.models import model_memory, onnx_feed, ort_value
+from kernels.models import model_memory, onnx_feed, ort_value, validate_onnx_file
 from kernels.ort import create_session
 
 
@@ -99,6 +99,7 @@ def _validate(params: dict) -> None:
         raise ValueError("model: give exactly one of model (a zoo name) or onnx (a .onnx path)")
     if params["model"] and params["model"] not in zoo.MODELS:
         raise ValueError(f"model: unknown zoo model {params['model']!r} (known: {', '.join(zoo.MODELS)})")
+    validate_onnx_file(params)
 
 
 KINDS = [

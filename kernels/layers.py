@@ -39,7 +39,7 @@ from harness.cost.onnx_graph import load_onnx, onnx_model_cost, parse_shapes, re
 from harness.cost.ort_kernels import cost_profiled_nodes, shape_list
 from harness.cost.torch_walk import TorchWalk, model_cost
 from kernels import zoo
-from kernels.models import export_onnx, model_memory, onnx_feed, ort_value
+from kernels.models import export_onnx, model_memory, onnx_batch, onnx_feed, ort_value, validate_onnx_file
 from kernels.ort import OPT_LEVELS, create_session
 
 BYTES_ACCOUNTING = "inputs + weights + output of the layer, each moved once"
@@ -145,7 +145,7 @@ def ort_layers(params: dict, ctx: Context) -> Workload:
     else:
         path, label = Path(params["onnx"]), Path(params["onnx"]).stem
         shapes = parse_shapes(params["shape"]) if params["shape"] else None
-    graph = load_onnx(path)
+    graph = load_onnx(path, load_weights=False)  # cost, feed, node matching: dims; the sessions read the file
     shapes = resolve_onnx_shapes(graph, shapes, str(path))
     cost = onnx_model_cost(graph, shapes)
     feed = {name: ort_value(array) for name, array in onnx_feed(graph, shapes).items()}  # bfloat16 too
@@ -184,7 +184,7 @@ def ort_layers(params: dict, ctx: Context) -> Workload:
                       float(np.median(whole)) if whole else float("nan"), notes)
 
     info = {"model": label, "framework": "onnxruntime", "onnx_path": str(path), "opt_level": params["opt_level"],
-            "batch": int(next(iter(shapes.values()))[0]), "input_shapes": {k: list(v) for k, v in shapes.items()},
+            "batch": onnx_batch(shapes), "input_shapes": {k: list(v) for k, v in shapes.items()},
             "onnxruntime": ort.__version__, "graph_flops": cost.flops}
     return Workload(fn=fn, flops=float(cost.flops), bytes=float(cost.bytes), info=info, layers=layers)
 
@@ -196,6 +196,7 @@ def _validate(params: dict) -> None:
         raise ValueError(f"model: unknown zoo model {params['model']!r} (known: {', '.join(zoo.MODELS)})")
     if params["model"] == "vit_tiny" and params["image"] != 224:
         raise ValueError("image: vit_tiny's position embedding fixes its input at 224")
+    validate_onnx_file(params)
 
 
 _COMMON = {"batch": Param(int, 1, min=1, max=4096, help="images per forward pass (zoo models)"),

@@ -142,15 +142,55 @@ def _compare(out, ref, what: str) -> None:
 def model_memory(params: dict, threads: int) -> float:
     """The peak bytes of a model case (see zoo.memory_estimate); an ONNX file: the runtime,
     WEIGHT_COPIES x its constant tensors and ACTIVATION_COPIES x its activation high-water mark
-    from shape inference (onnx_memory_estimate), before any forward pass."""
+    from shape inference (onnx_memory_estimate), before any forward pass. An ONNX file that
+    cannot be read is refused when the case is validated (validate_onnx_file); should it fail
+    here still, the UsageError says why: never an estimate of 0."""
     if params.get("model"):
         return zoo.memory_estimate(params["model"], params.get("batch", 1), params.get("image", 224), copies=3)
+    return onnx_memory_bytes(onnx_estimate(params))
+
+
+def onnx_estimate(params: dict):
+    """The memory estimate of the case's ONNX file at its shapes (cached per file version and
+    shapes); UsageError naming the file and what is wrong: missing, not ONNX, an external
+    weights file missing or short, an input's shape not fixed."""
+    path = str(params["onnx"])
     try:
-        stat = os.stat(params["onnx"])
-        estimate = _onnx_estimate(str(params["onnx"]), stat.st_mtime_ns, stat.st_size, params.get("shape") or "")
-    except (OSError, UsageError):
-        return 0.0  # the factory says what is wrong with the path or the shapes
-    return onnx_memory_bytes(estimate)
+        stat = os.stat(path)
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        return _onnx_estimate(path, stat.st_mtime_ns, stat.st_size, params.get("shape") or "")
+    except UsageError as exc:
+        text = str(exc)
+        raise UsageError(text if text.startswith(path) else f"{path}: {text}") from None
+
+
+def validate_onnx_file(params: dict) -> None:
+    """A case's validate step for its shapes and ONNX file (a zoo model has none): ValueError
+    'shape: ...' for shapes that do not parse, 'onnx: FILE: what is wrong' for a file that
+    cannot be costed, so a suite names the case, the file and the reason before anything runs."""
+    if params.get("shape"):
+        try:
+            parse_shapes(params["shape"])
+        except Exception as exc:
+            raise ValueError(f"shape: {exc}") from None
+    if params.get("onnx"):
+        try:
+            onnx_estimate(params)
+        except UsageError as exc:
+            raise ValueError(f"onnx: {exc}") from None
+
+
+def onnx_batch(shapes: dict) -> int | None:
+    """The batch of an ONNX file's run: the first dim of the first input that has one (a
+    scalar input has none); None where every input is a scalar."""
+    return next((int(s[0]) for s in shapes.values() if len(s) >= 1), None)
+
+
+def run_metrics(batch: int | None):
+    """Latency, and throughput = batch / latency where the run has a batch."""
+    return lambda median: {"latency_s": median, **({"throughput_per_s": batch / median} if batch else {})}
 
 
 # The weights three times: the file read into a ModelProto, ONNX Runtime's initializer tensors
@@ -185,11 +225,7 @@ def _validate_ort(params: dict) -> None:
         raise ValueError(f"model: unknown zoo model {params['model']!r} (known: {', '.join(MODELS)})")
     if params["model"] == "vit_tiny" and params["image"] != 224:
         raise ValueError("image: vit_tiny's position embedding fixes its input at 224")
-    if params["shape"]:
-        try:
-            parse_shapes(params["shape"])
-        except Exception as exc:
-            raise ValueError(f"shape: {exc}") from None
+    validate_onnx_file(params)
 
 
 def torch_model(params: dict, ctx: Context) -> Workload:
@@ -312,14 +348,16 @@ def ort_model(params: dict, ctx: Context) -> Workload:
                     cost_source="harness.cost.torch_walk of the model as defined")
     else:
         path = Path(params["onnx"])
-        graph = load_onnx(path)
+        graph = load_onnx(path, load_weights=False)  # cost and feed need dims; the session reads the file
         shapes = resolve_onnx_shapes(graph, parse_shapes(params["shape"]), str(path))
         cost = onnx_model_cost(graph, shapes)
         feed_arrays = onnx_feed(graph, shapes)
         del graph
-        batch = next(iter(shapes.values()))[0]
-        info.update(onnx=str(path), batch=batch, input_shapes={k: list(v) for k, v in shapes.items()},
+        batch = onnx_batch(shapes)
+        info.update(onnx=str(path), input_shapes={k: list(v) for k, v in shapes.items()},
                     cost_source="harness.cost.onnx_graph of the graph as given")
+        if batch is not None:
+            info["batch"] = batch
     info.update(onnx_path=str(path), four_metrics=_four_metrics(cost),
                 bytes_accounting="sum over ops of inputs + weights + output, each moved once")
 
@@ -366,7 +404,7 @@ def ort_model(params: dict, ctx: Context) -> Workload:
         _footprint_info(info, peak, rss_start)
 
     return Workload(fn=fn, flops=float(cost.flops), bytes=float(cost.bytes), check=check, info=info,
-                    metrics=lambda median: {"latency_s": median, "throughput_per_s": batch / median})
+                    metrics=run_metrics(batch))
 
 
 KINDS = [

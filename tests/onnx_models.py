@@ -34,3 +34,29 @@ def typed_inputs_onnx(path):
                                        vi("half", T.FLOAT16, [2, 8, 16]), vi("brain", T.BFLOAT16, [2, 8, 16])],
                          [vi("y", T.FLOAT, [2, 8, 16]), vi("best", T.INT64, [2, 8]), vi("y16", T.BFLOAT16, [2, 8, 16])],
                          [table, zero])
+
+
+def quantized_input_onnx(path, elem_type):
+    """An 8-bit input q (2 x 5; onnx.TensorProto.INT8 or UINT8) dequantized (scale 0.5, zero
+    point 3 or 128) and through a Relu: y = relu((q - zero point) * 0.5), float32."""
+    import numpy as np
+    from onnx import TensorProto as T, helper, numpy_helper
+
+    dtype = np.int8 if elem_type == T.INT8 else np.uint8
+    zero = numpy_helper.from_array(np.array(3 if dtype == np.int8 else 128, dtype), "zero")
+    scale = numpy_helper.from_array(np.array(0.5, np.float32), "scale")
+    nodes = [helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["x"]),
+             helper.make_node("Relu", ["x"], ["y"])]
+    vi = helper.make_tensor_value_info
+    return helper_model(path, nodes, [vi("q", elem_type, [2, 5])], [vi("y", T.FLOAT, [2, 5])], [scale, zero])
+
+
+def scalar_first_onnx(path, scalar_only=False):
+    """y = x * alpha with the scalar alpha as the first input and x (3 x 4) the second; with
+    scalar_only, x is a scalar too."""
+    from onnx import TensorProto as T, helper
+
+    vi = helper.make_tensor_value_info
+    x_shape = [] if scalar_only else [3, 4]
+    return helper_model(path, [helper.make_node("Mul", ["x", "alpha"], ["y"])],
+                        [vi("alpha", T.FLOAT, []), vi("x", T.FLOAT, x_shape)], [vi("y", T.FLOAT, x_shape)])

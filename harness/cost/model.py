@@ -176,12 +176,15 @@ def unknown_group(reason: str) -> str:
 def summarise_unknown(unknown: Counter, unknown_elems: Counter, reasons: dict, n_ops: int,
                        out_elems: int) -> list[dict]:
     """[{op, count, output_elements, share_of_ops, share_of_output_elements, reason, group}]:
-    the ops that were not costed, most frequent first; group is unknown_group(reason)."""
+    the ops that were not costed, most frequent first; group is unknown_group(reason).
+
+    The counters are keyed by op (its reason from `reasons`, else NO_FORMULA_REASON) or by
+    (op, reason): then an op whose nodes fail for different reasons has an entry per reason."""
     out = []
-    for op, count in unknown.most_common():
-        reason = reasons.get(op, NO_FORMULA_REASON)
-        out.append({"op": op, "count": count, "output_elements": unknown_elems[op],
+    for key, count in unknown.most_common():
+        op, reason = key if isinstance(key, tuple) else (key, reasons.get(key, NO_FORMULA_REASON))
+        out.append({"op": op, "count": count, "output_elements": unknown_elems[key],
                     "share_of_ops": count / n_ops if n_ops else 0.0,
-                    "share_of_output_elements": unknown_elems[op] / out_elems if out_elems else 0.0,
+                    "share_of_output_elements": unknown_elems[key] / out_elems if out_elems else 0.0,
                     "reason": reason, "group": unknown_group(reason)})
     return out

@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from harness.core.errors import UsageError
-from harness.cost.model import LayerCost, ModelCost, moved_to, summarise_unknown, with_changes
+from harness.cost.model import (NO_FORMULA_REASON, SHAPE_REASON, LayerCost, ModelCost, moved_to, summarise_unknown,
+                                 with_changes)
 from harness.cost.onnx_ops import MORE_OPS, const_array, more_node_cost
-from harness.cost.onnx_weights import (activation_peak, graph_constants, infer_onnx, onnx_params,
+from harness.cost.onnx_weights import (SMALL_ELEMENTS, activation_peak, graph_constants, infer_onnx, onnx_params,
                                        value_types)
+from harness.cost.ort_contrib import QLINEAR_OPS, fused_activation, fused_matmul_cost, qlinear_cost
 from harness.cost.ops import (UNARY_FLOPS, CostError, OpCost, batchnorm_cost, concat_cost, conv2d_cost,
                               conv2d_cost_padded, conv_transpose2d_cost, dtype_bytes, eltwise_cost, layernorm_cost,
                               linear_cost, matmul_cost, pool2d_cost, softmax_cost, window_pool_cost)
@@ -35,15 +37,13 @@ ONNX_DATA = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Split",
 ONNX_FREE = {"Shape", "Size", "Constant", "ConstantOfShape"}
 ONNX_REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"}
 SHAPE_ARITHMETIC_ELEMENTS = 64
-ONNX_FUSED_ACT = {"Relu": "relu", "Clip": "clip", "Sigmoid": "sigmoid", "Tanh": "tanh", "LeakyRelu": "leaky_relu",
-                  "HardSigmoid": "hardsigmoid"}
 
 
 # Op types the cost model has a formula for: one missing its output shape is "shape not
 # inferred", any other uncosted op "no formula".
-COSTED_OPS = {*ONNX_UNARY, *ONNX_BINARY, *ONNX_DATA, *ONNX_FREE, *ONNX_REDUCE, *MORE_OPS, "Conv", "FusedConv",
-              "ConvTranspose", "Gemm", "MatMul", "FusedMatMul", "MaxPool", "AveragePool", "GlobalAveragePool",
-              "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "SkipLayerNormalization",
+COSTED_OPS = {*ONNX_UNARY, *ONNX_BINARY, *ONNX_DATA, *ONNX_FREE, *ONNX_REDUCE, *MORE_OPS, *QLINEAR_OPS, "Conv",
+              "FusedConv", "ConvTranspose", "Gemm", "MatMul", "FusedMatMul", "MaxPool", "AveragePool",
+              "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "SkipLayerNormalization",
               "SimplifiedLayerNormalization", "Softmax", "Concat"}
 
 
@@ -60,7 +60,13 @@ def node_names(model) -> list[str]:
 
 
 def load_onnx(path, load_weights: bool = True):
-    """An ONNX ModelProto from a file, or UsageError (one line) for a missing or non-ONNX file."""
+    """An ONNX ModelProto from a file, or UsageError (one line) for a missing or non-ONNX file.
+
+    load_weights=False: tensors kept in external data files stay there (costs, parameter
+    counts and memory estimates read their dims only), except small ones (shape tensors,
+    axes, scalars: up to SMALL_ELEMENTS elements), whose values shape inference and the
+    formulas read; an external file that is missing or shorter than a tensor it holds is a
+    UsageError naming both."""
     import onnx
 
     path = Path(path)
@@ -71,10 +77,49 @@ def load_onnx(path, load_weights: bool = True):
     try:
         model = onnx.load(str(path), load_external_data=load_weights)
     except Exception as exc:
-        raise UsageError(f"{path}: not an ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'unreadable'})") from None
+        raise UsageError(f"{path}: not an ONNX model ({type(exc).__name__}: {_first_line(exc)})") from None
     if not model.graph.node:
         raise UsageError(f"{path}: not an ONNX model (no graph nodes in it)")
+    if not load_weights:
+        _load_small_external(model, path)
     return model
+
+
+def _first_line(exc) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc) else "unreadable"
+
+
+def _load_small_external(model, path: Path) -> None:
+    """Checks every tensor the graph keeps in an external file (the file there, long enough)
+    and loads the small ones (SMALL_ELEMENTS) into the model."""
+    from onnx import TensorProto, external_data_helper
+
+    tensors = [*model.graph.initializer,
+               *(a.t for node in model.graph.node for a in node.attribute if a.HasField("t"))]
+    sizes: dict[Path, int] = {}
+    for t in tensors:
+        if t.data_location != TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        location = info.get("location", "")
+        where = path.parent / location
+        if where not in sizes:
+            try:
+                sizes[where] = where.stat().st_size if location else -1
+            except OSError as exc:
+                raise UsageError(f"{path}: weight {t.name!r} is stored in {location!r}, which cannot be read "
+                                 f"({exc.strerror or type(exc).__name__})") from None
+        end = int(info.get("offset") or 0) + int(info.get("length") or 0)
+        if sizes[where] < 0 or end > sizes[where]:
+            raise UsageError(f"{path}: weight {t.name!r} is stored in {location!r} up to byte {end}, "
+                             f"but that file holds {max(sizes[where], 0)} bytes")
+        if math.prod(t.dims) <= SMALL_ELEMENTS:
+            try:
+                external_data_helper.load_external_data_for_tensor(t, str(path.parent))
+            except Exception as exc:
+                raise UsageError(f"{path}: weight {t.name!r} in {location!r}: {_first_line(exc)}") from None
+            t.data_location = TensorProto.DEFAULT
+            del t.external_data[:]
 
 
 def parse_shapes(text: str | None) -> dict[str, tuple[int, ...]]:
@@ -218,6 +263,10 @@ def onnx_node_cost(op_type: str, inputs: list, outputs: list, attrs: dict, shape
         return "data", OpCost(op=f"{op_type} (shape arithmetic)", output_shape=y, dtype="float32")
     if op_type in MORE_OPS:
         return more_node_cost(op_type, inputs, outputs, attrs, shapes, dtypes, constants)
+    if op_type in QLINEAR_OPS:  # com.microsoft: costed where the file or the trace gives the shapes
+        return qlinear_cost(op_type, attrs, [shapes.get(i) if i else None for i in inputs],
+                            [dtypes.get(i) if i else None for i in inputs], [bool(i) and i in constants for i in inputs],
+                            y, dtypes.get(outputs[0]) if outputs else None)
     if x is None or y is None or dtype is None:
         return None
     if op_type in ("Conv", "FusedConv"):
@@ -237,11 +286,7 @@ def onnx_node_cost(op_type: str, inputs: list, outputs: list, attrs: dict, shape
         strides = tuple(attrs.get("strides", (1, 1)))
         dilations = tuple(attrs.get("dilations", (1, 1)))
         pads = list(attrs.get("pads", (0, 0, 0, 0)))
-        act = ONNX_FUSED_ACT.get(attrs.get("activation", "")) if op_type == "FusedConv" else None
-        if attrs.get("activation") and act is None:
-            return None
-        if act == "clip" and list(attrs.get("activation_params", [])) == [0.0, 6.0]:
-            act = "relu6"
+        act = fused_activation(attrs) if op_type == "FusedConv" else None
         if attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID") and pads[:2] == pads[2:]:
             cost = conv2d_cost(x, w[0], (w[2], w[3]), strides, (pads[0], pads[1]), dilations, group, bias=bias,
                                activation=act, dtype=dtype)
@@ -282,10 +327,7 @@ def onnx_node_cost(op_type: str, inputs: list, outputs: list, attrs: dict, shape
         if b is None:
             return None
         if op_type == "FusedMatMul":
-            if attrs.get("transA"):
-                a = (*a[:-2], a[-1], a[-2])
-            if attrs.get("transB"):
-                b = (*b[:-2], b[-1], b[-2])
+            return fused_matmul_cost(a, b, attrs, inputs[1] in constants, dtype)
         if inputs[1] in constants and len(b) == 2:
             return "linear", linear_cost(a, b[1], dtype=dtype)
         return "matmul", matmul_cost(a, b, dtype=dtype)
@@ -429,7 +471,7 @@ def onnx_model_cost(path_or_model, input_shapes: dict | str | None = None) -> Mo
     to `input_shapes`, e.g. {'input': (1, 3, 224, 224)} or 'input=1x3x224x224'), the cost
     model per node. UsageError for a missing file, a non-ONNX file, or dynamic dims not given."""
     if isinstance(path_or_model, (str, Path)):
-        model = load_onnx(path_or_model)
+        model = load_onnx(path_or_model, load_weights=False)  # the cost needs the weights' dims only
         source = str(path_or_model)
     else:
         model = path_or_model
@@ -439,7 +481,9 @@ def onnx_model_cost(path_or_model, input_shapes: dict | str | None = None) -> Mo
     inferred, note = infer_onnx(model, shapes)
     graph = _OnnxGraph(inferred)
     norm_outputs = decomposed_batchnorm(inferred.graph.node, graph.shapes, graph.constants)
-    layers, unknown, unknown_elems, reasons = [], Counter(), Counter(), {}
+    # Uncosted nodes counted by (op, reason): nodes of one op type that fail for different
+    # reasons (one without an inferred shape, one with a config no formula takes) stay apart.
+    layers, unknown, unknown_elems = [], Counter(), Counter()
     n_ops, out_elems = 0, 0
     for node, name in zip(inferred.graph.node, node_names(inferred)):
         attrs = node_attrs(node)
@@ -448,17 +492,17 @@ def onnx_model_cost(path_or_model, input_shapes: dict | str | None = None) -> Mo
         n_ops += 1
         out_elems += elems
         key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+        reason = NO_FORMULA_REASON
         try:
             found = onnx_node_cost(node.op_type, list(node.input), list(node.output), attrs, graph.shapes,
                                    graph.dtypes, graph.constants, norm_outputs)
         except CostError as exc:
-            found = None
-            reasons[key] = str(exc)
+            found, reason = None, str(exc)
         if found is None:
-            unknown[key] += 1
-            unknown_elems[key] += elems
-            if y is None and node.op_type in COSTED_OPS:
-                reasons.setdefault(key, "output shape not inferred")
+            if reason == NO_FORMULA_REASON and y is None and node.op_type in COSTED_OPS:
+                reason = SHAPE_REASON
+            unknown[key, reason] += 1
+            unknown_elems[key, reason] += elems
             continue
         category, cost = found
         layers.append(LayerCost(name, cost.op, category, cost, module=node.op_type, scope=_scope(node)))
@@ -467,7 +511,7 @@ def onnx_model_cost(path_or_model, input_shapes: dict | str | None = None) -> Mo
     result = ModelCost(source=source, input_shapes=shapes,
                        dtype=graph.dtypes.get(next(iter(shapes), ""), "float32"), layers=layers, params=params.total,
                        params_by_op=params.by_op_type,
-                       unknown=summarise_unknown(unknown, unknown_elems, reasons, n_ops, out_elems),
+                       unknown=summarise_unknown(unknown, unknown_elems, {}, n_ops, out_elems),
                        n_ops=n_ops, output_elements=out_elems, activation_peak_bytes=peak)
     if note:
         result.notes.append(note)

@@ -10,10 +10,12 @@ does not know com.microsoft ops).
   finds it: a Conv, or a BatchNormalization ONNX Runtime rewrote as a 1x1 conv, which keeps
   its label) plus what is fused into it: the activation attribute, the residual input, a bias.
   ReorderInput/ReorderOutput are data movement (read once, written once, padded as run).
-- FusedConv, FusedMatMul (transA, transB, transBatchA, transBatchB, alpha), Gemm and FusedGemm
-  (with or without initializers), the int8 kernels and the contrib ops (LayerNormalization
-  variants, Attention, MultiHeadAttention, the Gelu family, BiasAdd, BiasSoftmax,
-  EmbedLayerNormalization) have their formulas here; other standard ops go to
+- FusedConv, Gemm and FusedGemm (with or without initializers), the int8 contractions and
+  the contrib ops (LayerNormalization variants, Attention, MultiHeadAttention, the Gelu
+  family, BiasAdd, BiasSoftmax, EmbedLayerNormalization) have their formulas here;
+  FusedMatMul (transA, transB, transBatchA, transBatchB, alpha), the fused activations and
+  the quantized element-wise and pooling ops (QLinearAdd, QLinearSigmoid, ...) theirs in
+  ort_contrib, which the graph side shares; other standard ops go to
   onnx_graph.onnx_node_cost with the trace's shapes.
 
 Epilogue work a contraction kernel does on each output element (bias, FusedMatMul's alpha,
@@ -30,12 +32,11 @@ from types import SimpleNamespace
 from harness.cost import ops as cm
 from harness.cost.model import UNKNOWN_GROUPS, LayerCost, moved_to, with_changes
 from harness.cost.onnx_graph import node_attrs, onnx_node_cost
+from harness.cost.ort_contrib import QLINEAR_OPS, fused_activation, fused_matmul_cost, qlinear_cost
 from harness.cost.ort_graph import NCHWC, REORDERS, GraphMatch
 
 TRACE_DTYPES = {"float": "float32", "double": "float64", "float16": "float16", "bfloat16": "bfloat16",
                 "int8": "int8", "uint8": "uint8", "int32": "int32", "int64": "int64", "bool": "bool"}
-FUSED_ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "LeakyRelu": "leaky_relu",
-                     "HardSigmoid": "hardsigmoid", "Clip": "clip", "HardSwish": "hardswish"}
 QUANTIZE_FLOPS = 2          # x / scale + zero point (rounding and saturation are not arithmetic)
 DEQUANTIZE_FLOPS = 2        # (x - zero point) * scale
 MIN_MAX_FLOPS = 2           # DynamicQuantizeLinear finds the range first: a compare for min, one for max
@@ -52,29 +53,6 @@ def shape_list(entries) -> list[tuple[tuple, str]]:
         for type_name, dims in entry.items():
             out.append((tuple(dims), TRACE_DTYPES.get(type_name, type_name)))
     return out
-
-
-def logical_operand(shape, trans_batch: bool, trans: bool) -> tuple:
-    """A FusedMatMul operand as it is multiplied: transBatch moves dim 0 to just before the
-    matrix dims ([d0, d1, .., dn-2, dn-1] -> [d1, .., dn-2, d0, dn-1]), then trans swaps the
-    last two."""
-    shape = tuple(shape)
-    if trans_batch and len(shape) >= 3:
-        shape = (*shape[1:-1], shape[0], shape[-1])
-    if trans and len(shape) >= 2:
-        shape = (*shape[:-2], shape[-1], shape[-2])
-    return shape
-
-
-def fused_activation(attrs: dict) -> str | None:
-    act = attrs.get("activation")
-    if not act:
-        return None
-    if act not in FUSED_ACTIVATIONS:
-        raise cm.CostError(f"activation: no formula for the fused activation {act!r}")
-    if act == "Clip" and [float(v) for v in attrs.get("activation_params", [])] == [0.0, 6.0]:
-        return "relu6"
-    return FUSED_ACTIVATIONS[act]
 
 
 def conv_kernel_cost(x, w, y, dtype, *, bias=False, residual=False, activation=None) -> cm.OpCost:
@@ -151,7 +129,7 @@ CONTRIB_OPS = {"Conv", "FusedConv", "FusedMatMul", "Gemm", "FusedGemm", "MatMul"
                "MatMulIntegerToFloat", "QLinearConv", "ConvInteger", "QuantizeLinear", "DequantizeLinear",
                "DynamicQuantizeLinear", "LayerNormalization", "SimplifiedLayerNormalization", "SkipLayerNormalization",
                "SkipSimplifiedLayerNormalization", "Attention", "MultiHeadAttention", "BiasGelu", "FastGelu", "Gelu",
-               "QuickGelu", "BiasAdd", "BiasSoftmax", "EmbedLayerNormalization"}
+               "QuickGelu", "BiasAdd", "BiasSoftmax", "EmbedLayerNormalization", *QLINEAR_OPS}
 
 
 def contrib_cost(op: str, attrs: dict, o: Operands):
@@ -169,14 +147,15 @@ def contrib_cost(op: str, attrs: dict, o: Operands):
         return "conv", conv_kernel_cost(x, w, y, dtype, bias=o.given(2), residual=o.given(3),
                                         activation=fused_activation(attrs))
     if op == "FusedMatMul":
-        a = logical_operand(x, attrs.get("transBatchA"), attrs.get("transA"))
-        b = logical_operand(o.shape(1), attrs.get("transBatchB"), attrs.get("transB"))
-        cost = cm.matmul_cost(a, b, dtype=dtype)
-        category = "matmul"
-        if o.const(1) and len(b) == 2:
-            category, cost = "linear", cm.linear_cost(a, b[1], dtype=dtype)
-        scale = math.prod(cost.output_shape) if float(attrs.get("alpha", 1.0)) != 1.0 else 0
-        return category, epilogue(cost, flops=scale)
+        if o.shape(1) is None:
+            raise LookupError(NO_SHAPE)
+        return fused_matmul_cost(x, o.shape(1), attrs, o.const(1), dtype)
+    if op in QLINEAR_OPS:
+        found = qlinear_cost(op, attrs, o.shapes, o.dtypes, [o.const(i) for i in range(len(o.names))], y,
+                             o.out_dtypes[0])
+        if found is None:
+            raise LookupError(NO_SHAPE)
+        return found
     if op in ("Gemm", "FusedGemm", "MatMul"):
         if op == "MatMul" and (len(x) != 2 or not o.const(1)):
             return "matmul", cm.matmul_cost(x, o.shape(1), dtype=dtype)

@@ -550,3 +550,35 @@ def test_torch_walk_costs_interpolate_cumsum_group_norm_and_attention():
     assert att.cost == attention_cost((1, 4, 140), (1, 4, 140), (1, 4, 140), causal=True)
     assert rows["cumsum"].category == "reduce" and rows["cumsum"].cost.flops == 4 * 140
     del torch
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_onnx_upsample_opset9_is_costed_like_resize(mode):
+    # Upsample (opset 9, deprecated in 10) scales X by its `scales` input, as Resize does.
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import helper, numpy_helper
+
+    from harness.cost.onnx_graph import onnx_model_cost
+
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 3], np.float32), "scales")
+    graph = helper.make_graph([_node("Upsample", ["x", "scales"], ["y"], mode=mode)], "g",
+                              [helper.make_tensor_value_info("x", FLOAT, [1, 2, 3, 4])],
+                              [helper.make_tensor_value_info("y", FLOAT, None)], [scales])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
+    model.ir_version = 4
+    x = np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4)
+    (y,) = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert y.shape == (1, 2, 6, 12)  # the shape ONNX Runtime gives
+    layer = _only(onnx_model_cost(model))
+    assert layer.module == "Upsample" and layer.cost.output_shape == y.shape
+    # By hand: a linear output element blends the 2 x 2 nearest inputs of the two scaled axes,
+    # a multiply-add each (4 x 2 FLOPs); nearest copies one input element (no arithmetic).
+    per_output = 4 * 2 if mode == "linear" else 0
+    assert layer.cost.flops == per_output * y.size
+    assert layer.cost.bytes == 4 * (x.size + y.size)  # X read once, Y written once (scales: 4 values)
+    assert layer.category == ("eltwise" if mode == "linear" else "data")
+    resize = _only(_onnx_cost([_node("Resize", ["x", "", "scales"], ["y"], mode=mode)], [("x", FLOAT, [1, 2, 3, 4])],
+                              [("y", FLOAT, None)], inits=[("scales", np.array([1, 1, 2, 3], np.float32))]))
+    assert (layer.cost.flops, layer.cost.bytes, layer.category) == (resize.cost.flops, resize.cost.bytes,
+                                                                    resize.category)

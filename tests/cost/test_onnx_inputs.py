@@ -107,11 +107,61 @@ def test_external_data_counted_from_dims(tmp_path):
                     size_threshold=0)
     assert path.stat().st_size < 1000  # the weights are in ext.bin, not in the .onnx file
     lazy = load_onnx(path, load_weights=False)
-    lengths = [int(e.value) for t in lazy.graph.initializer for e in t.external_data if e.key == "length"]
+    stored = onnx.load(str(path), load_external_data=False)
+    lengths = [int(e.value) for t in stored.graph.initializer for e in t.external_data if e.key == "length"]
     p = onnx_params(lazy)
     assert p.total == 64 * 32 + 32 and p.by_op_type == {"Gemm": 64 * 32 + 32}
     assert weights_bytes(graph_constants(lazy)) == sum(lengths) == w.nbytes + b.nbytes
     assert onnx_model_cost(path).params == 64 * 32 + 32
+
+
+def _external_model(tmp_path):
+    """x (2 x 64) reshaped by a stored shape tensor, times a 64 x 32 weight; every tensor in
+    its own external file."""
+    w = numpy_helper.from_array(np.ones((64, 96), np.float32), "w")
+    shape = numpy_helper.from_array(np.array([2, 64], np.int64), "shape")
+    m = _model([helper.make_node("Reshape", ["x", "shape"], ["r"]), helper.make_node("MatMul", ["r", "w"], ["y"])],
+               [_vi("x", F, [2, 8, 8])], [_vi("y", F, None)], [w, shape])
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(m, str(path), save_as_external_data=True, all_tensors_to_one_file=False, size_threshold=0)
+    assert (tmp_path / "w").stat().st_size == 64 * 96 * 4 and (tmp_path / "shape").exists()
+    return path
+
+
+def test_cost_reads_external_weights_dims_not_their_data(tmp_path, monkeypatch):
+    from onnx import external_data_helper
+
+    path = _external_model(tmp_path)
+    loaded, real = [], external_data_helper.load_external_data_for_tensor
+
+    def spy(tensor, base_dir):
+        loaded.append(tensor.name)
+        return real(tensor, base_dir)
+
+    monkeypatch.setattr(external_data_helper, "load_external_data_for_tensor", spy)
+    cost = onnx_model_cost(path)
+    assert loaded == ["shape"]  # the small shape tensor the Reshape needs; never the weight
+    # Parameters and FLOPs from the weight's dims: 64 x 96 elements (above SMALL_ELEMENTS), 2 x 64 x 96 multiply-adds.
+    assert cost.params == cost.params_by_op["MatMul"] == 64 * 96
+    assert cost.flops == 2 * 2 * 64 * 96 and cost.unknown == []
+    assert [l.cost.output_shape for l in cost.layers if l.module == "MatMul"] == [(2, 96)]
+    lazy = load_onnx(path, load_weights=False)
+    assert weights_bytes(graph_constants(lazy)) == 64 * 96 * 4 + 2 * 8
+
+
+def test_an_external_weights_file_missing_or_short_is_a_usage_error(tmp_path):
+    from harness.core.errors import UsageError
+
+    path = _external_model(tmp_path)
+    with open(tmp_path / "w", "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(UsageError, match=r"ext.onnx: weight 'w' is stored in 'w' up to byte 24576, but that file "
+                                         r"holds 100 bytes"):
+        onnx_model_cost(path)
+    (tmp_path / "w").unlink()
+    with pytest.raises(UsageError, match=r"ext.onnx: weight 'w' is stored in 'w', which cannot be read "
+                                         r"\(No such file or directory\)"):
+        onnx_model_cost(path)
 
 
 def test_int64_ids_into_a_large_table_and_a_bool_mask():
@@ -151,6 +201,20 @@ def test_float_types_are_kept():
         m = _model([helper.make_node("Cast", ["x"], ["y"], to=F)], [_vi("x", elem, [2, 3])], [_vi("y", F, [2, 3])])
         (spec,) = onnx_input_specs(m, {"x": (2, 3)})
         assert spec.dtype.name == name and spec.low is None and spec.shape == (2, 3)
+
+
+@pytest.mark.parametrize("elem, dtype, low, high", [(TensorProto.INT8, "int8", -128, 128),
+                                                    (TensorProto.UINT8, "uint8", 0, 256)])
+def test_8bit_input_is_fed_its_full_range(tmp_path, elem, dtype, low, high):
+    from onnx_models import quantized_input_onnx
+
+    m = load_onnx(quantized_input_onnx(tmp_path / "q.onnx", elem))
+    (spec,) = onnx_input_specs(m, {"q": (2, 5)})
+    # Quantized data: every value of the type is valid (numpy's integers(low, high) excludes high).
+    assert (spec.name, spec.shape, spec.dtype.name, spec.low, spec.high) == ("q", (2, 5), dtype, low, high)
+    values = np.random.default_rng(0).integers(spec.low, spec.high, size=(1000,)).astype(spec.dtype)
+    assert values.dtype.name == dtype and values.min() >= np.iinfo(dtype).min and values.max() <= np.iinfo(dtype).max
+    assert values.min() < low + 10 and values.max() > high - 10  # the range is used, not one value
 
 
 def test_string_input_is_a_usage_error():

@@ -16,7 +16,8 @@ from harness.analysis.layers import COLUMNS, LayerTable  # noqa: E402
 from harness.cost.model import summarise_unknown  # noqa: E402
 from harness.cost.onnx_graph import onnx_model_cost  # noqa: E402
 from harness.cost.ort_graph import GraphMatch  # noqa: E402
-from harness.cost.ort_kernels import Operands, contrib_cost, logical_operand  # noqa: E402
+from harness.cost.ort_contrib import logical_operand  # noqa: E402
+from harness.cost.ort_kernels import Operands, contrib_cost  # noqa: E402
 from harness.presentation.model_text import format_uncosted  # noqa: E402
 
 

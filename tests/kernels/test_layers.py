@@ -201,6 +201,20 @@ def test_layers_feed_every_input_its_own_type(tmp_path):
     assert gather.cost is not None and gather.cost.bytes == 2 * 8 * 16 * 4 + 2 * 8 * 8 + 2 * 8 * 16 * 4
 
 
+def test_layers_of_a_graph_whose_first_input_is_a_scalar(tmp_path):
+    from onnx_models import scalar_first_onnx
+
+    path = scalar_first_onnx(tmp_path / "s.onnx")
+    w = layers.ort_layers(_params("layers.onnxruntime", onnx=str(path), opt_level="disable", runs=2, warmup=1), CTX)
+    assert w.info["batch"] == 3 and w.info["input_shapes"] == {"alpha": [], "x": [3, 4]}
+    w.fn()
+    (mul,) = w.layers().layers
+    assert mul.op == "Mul" and mul.cost.flops == 3 * 4  # one multiply per element of x
+    w = layers.ort_layers(_params("layers.onnxruntime", onnx=str(scalar_first_onnx(tmp_path / "s0.onnx", True)),
+                                  runs=1, warmup=0), CTX)
+    assert w.info["batch"] is None  # every input a scalar: no batch
+
+
 def _densenet_block_onnx(path, c=32):
     """DenseNet's pattern as the onnx package's model-zoo files export it: conv, concat, then a
     BatchNorm followed by its scale and shift as Mul and Add by constants, relu, conv."""

@@ -111,8 +111,11 @@ def test_onnxruntime_file_workload_with_shape(dynamic_onnx):
     assert w.metrics(0.03)["throughput_per_s"] == pytest.approx(100.0)
     from harness.core.errors import UsageError
 
-    with pytest.raises(UsageError, match="dynamic dims"):
-        models.ort_model(_params("model.onnxruntime", onnx=str(dynamic_onnx)), CTX)
+    _, problems = _kind("model.onnxruntime").resolve_params({"onnx": str(dynamic_onnx)})
+    assert problems == [f"onnx: {dynamic_onnx}: input 'x' has dynamic dims [N, 3, 16, 16]; give --shape x=1x3x16x16"]
+    with pytest.raises(UsageError, match="dynamic dims"):  # the factory, given params no suite validated
+        models.ort_model({**_params("model.onnxruntime", onnx=str(dynamic_onnx), shape="x=1x3x16x16"), "shape": ""},
+                         CTX)
 
 
 def test_compile_failure_is_a_skip_with_the_reason(monkeypatch):
@@ -241,6 +244,46 @@ def test_onnxruntime_output_buffers_are_read_back(tmp_path):
     assert (best.numpy() == expect.argmax(axis=2)).all()
 
 
+def test_a_scalar_first_input_gives_the_batch_from_the_next(tmp_path):
+    from onnx_models import scalar_first_onnx
+
+    w = models.ort_model(_params("model.onnxruntime", onnx=str(scalar_first_onnx(tmp_path / "s.onnx"))), CTX)
+    w.fn()
+    w.check()
+    assert w.info["batch"] == 3 and w.info["input_shapes"] == {"alpha": [], "x": [3, 4]}
+    assert w.metrics(0.03) == {"latency_s": 0.03, "throughput_per_s": pytest.approx(100.0)}
+    # Every input a scalar: no batch, so no throughput (latency only).
+    w = models.ort_model(_params("model.onnxruntime", onnx=str(scalar_first_onnx(tmp_path / "s0.onnx", True))), CTX)
+    w.fn()
+    w.check()
+    assert "batch" not in w.info and w.metrics(0.5) == {"latency_s": 0.5}
+    assert models.onnx_batch({"a": (), "b": (5, 2), "c": (7,)}) == 5 and models.onnx_batch({"a": ()}) is None
+
+
+@pytest.mark.parametrize("elem", ["INT8", "UINT8"])
+def test_onnxruntime_runs_a_graph_that_takes_8bit_input(tmp_path, elem):
+    import numpy as np
+    import onnxruntime
+    from onnx import TensorProto
+
+    from harness.cost.onnx_graph import load_onnx
+    from onnx_models import quantized_input_onnx
+
+    path = quantized_input_onnx(tmp_path / "q.onnx", getattr(TensorProto, elem))
+    w = models.ort_model(_params("model.onnxruntime", onnx=str(path)), CTX)  # the feed, bound as OrtValues
+    w.fn()
+    w.check()
+    assert w.info["batch"] == 2
+    feed = models.onnx_feed(load_onnx(path), {"q": (2, 5)})
+    q = feed["q"]
+    assert q.dtype.name == elem.lower() and len(set(q.ravel().tolist())) > 3
+    (y,) = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)
+    zero = 3 if elem == "INT8" else 128
+    # By hand: y = max((q - zero point) * scale, 0), in float64 from the 8-bit values.
+    expect = np.maximum((q.astype(np.float64) - zero) * 0.5, 0.0)
+    np.testing.assert_array_equal(y, expect.astype(np.float32))
+
+
 def test_model_memory_of_an_onnx_file_from_shape_inference(tmp_path):
     from harness.cost.onnx_weights import MemoryEstimate
 
@@ -251,7 +294,30 @@ def test_model_memory_of_an_onnx_file_from_shape_inference(tmp_path):
     assert isinstance(est, MemoryEstimate) and est.weights_bytes == weights
     assert need == models.onnx_memory_bytes(est) == (zoo_runtime() + models.WEIGHT_COPIES * weights
                                                      + models.ACTIVATION_COPIES * est.activation_peak_bytes)
-    assert models.model_memory({"onnx": str(tmp_path / "missing.onnx"), "shape": ""}, 1) == 0.0
+
+
+@pytest.mark.parametrize("kind", ["model.onnxruntime", "layers.onnxruntime", "model.footprint"])
+def test_an_onnx_file_that_cannot_be_costed_is_refused_at_validation(tmp_path, dynamic_onnx, kind):
+    from harness.core.errors import UsageError
+    from harness.core.suite import parse_suite
+
+    missing = tmp_path / "missing.onnx"
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("not ONNX\n" * 20)
+    cases = [(missing, "", f"onnx: {missing}: No such file or directory"),
+             (junk, "", f"onnx: {junk}: not an ONNX model"),
+             (dynamic_onnx, "", f"onnx: {dynamic_onnx}: input 'x' has dynamic dims [N, 3, 16, 16]")]
+    for path, shape, expect in cases:
+        suite = {"cases": [{"id": "c", "kind": kind, "params": {"onnx": str(path), "shape": shape}}]}
+        with pytest.raises(UsageError) as err:
+            parse_suite(suite, "s.yaml")
+        line = str(err.value)
+        assert "\n" not in line and line.startswith("s.yaml: cases[0].params.onnx: ") and expect in line, line
+    # The memory estimate never stands in a 0 for a file it cannot read.
+    with pytest.raises(UsageError, match=f"{missing}: No such file or directory"):
+        models.model_memory({"onnx": str(missing), "shape": ""}, 1)
+    ok = {"cases": [{"id": "c", "kind": kind, "params": {"onnx": str(dynamic_onnx), "shape": "x=1x3x16x16"}}]}
+    assert len(parse_suite(ok, "s.yaml").cases) == 1
 
 
 def zoo_runtime():
