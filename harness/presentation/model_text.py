@@ -6,7 +6,7 @@ from harness.analysis.layers import LayerTable
 from harness.core.records import Record, final
 from harness.cost.model import UNKNOWN_GROUPS, ModelCost
 from harness.presentation.console import roof_cell
-from harness.core.text import cut, fmt_pct, fmt_si, fmt_time, format_table
+from harness.core.text import cut, finite, fmt_pct, fmt_si, fmt_time, format_table
 
 FRAMEWORK_ORDER = ("eager", "compile", "onnxruntime")
 
@@ -76,7 +76,8 @@ def format_timings(records: list[Record]) -> str:
     order = {fw: i for i, fw in enumerate(FRAMEWORK_ORDER)}
     timed = [r for r in final(records) if r.kind.startswith("model.") and r.kind != "model.footprint"]
     for r in sorted(timed, key=lambda r: (order.get(framework_of(r), 9), r.threads, r.params.get("batch", 0))):
-        batch = r.info.get("batch", r.params.get("batch"))
+        batch = r.info.get("batch", r.params.get("batch")) if "batch" in r.info or r.kind != "model.onnxruntime" \
+            else "-"  # a model without a batch dimension: latency only
         if not r.measured:
             rows.append([framework_of(r), r.threads, batch, r.status, "", "", "", "", "", "", "", cut(r.reason, 90)])
             continue
@@ -85,7 +86,7 @@ def format_timings(records: list[Record]) -> str:
         setup_label = ("compile " if "compile_s" in info else "session ") + fmt_time(setup) if setup else ""
         noisy = " (noisy)" if t.cv > 0.10 else ""
         rows.append([framework_of(r), r.threads, batch, r.status, fmt_time(t.median), f"{fmt_pct(t.cv, 2)}{noisy}",
-                     f"{m.get('throughput_per_s', 0):.4g}", fmt_si(m.get("flops_per_s"), "FLOP/s"), setup_label,
+                     f"{m['throughput_per_s']:.4g}" if finite(m.get("throughput_per_s")) else "-", fmt_si(m.get("flops_per_s"), "FLOP/s"), setup_label,
                      fmt_time(t.first_call_s), roof_cell(r), f"{len(r.warnings)} warnings" if r.warnings else ""])
     return format_table(["framework", "threads", "batch", "status", "latency", "CV", "images/s", "FLOP/s",
                          "one-off setup", "first run", "of roofline", "note"], rows, align_right={1, 2, 4, 5, 6, 7})
