@@ -16,6 +16,8 @@ from pathlib import Path
 #   where the note column (long text: warnings, reasons) becomes a full-width line under
 #   its row in HTML, so that it does not squeeze the numbers into tall narrow cells
 #   ("img", path to the PNG, alt text) ("details", summary, text)
+#   ("svg", path to the SVG, path to the PNG, alt text): the SVG inline in HTML (its hover
+#   titles work there), the PNG in Markdown
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto;
@@ -39,6 +41,8 @@ td.key { font-weight: 600; white-space: nowrap; background: #f6f8fa; }
 nav { background: #f6f8fa; padding: 0.5em 1em; border-radius: 4px; font-size: 0.9em; }
 nav a { margin-right: 1em; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; margin: 0.5em 0; }
+figure.plot { margin: 0.5em 0; border: 1px solid #eee; max-width: 100%; }
+figure.plot svg { max-width: 100%; height: auto; }
 pre { background: #f6f8fa; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 details { margin: 0.3em 0; } summary { cursor: pointer; }
 .status-ok { color: #1a7f37; } .status-failed { color: #cf222e; font-weight: bold; }
@@ -100,6 +104,10 @@ def render_html(title: str, subtitle: str, blocks: list) -> str:
         elif kind == "img":
             data = base64.b64encode(Path(block[1]).read_bytes()).decode("ascii")
             out.append(f'<img alt="{esc(block[2])}" src="data:image/png;base64,{data}">')
+        elif kind == "svg":
+            svg = Path(block[1]).read_text(encoding="utf-8")
+            svg = svg[svg.index("<svg"):]  # the XML prolog and DOCTYPE are not allowed inside HTML
+            out.append(f'<figure class="plot" role="img" aria-label="{esc(block[3])}">{svg}</figure>')
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -129,10 +137,20 @@ def render_markdown(title: str, subtitle: str, blocks: list, base: Path) -> str:
             out.append("|" + "|".join("---:" if i in numeric else "---" for i in range(width)) + "|")
             out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
             out.append("")
-        elif kind == "img":
-            rel = Path(block[1]).relative_to(base) if Path(block[1]).is_relative_to(base) else Path(block[1])
-            out += [f"![{block[2]}]({rel.as_posix()})", ""]
+        elif kind in ("img", "svg"):
+            png, alt = (block[1], block[2]) if kind == "img" else (block[2], block[3])
+            rel = Path(png).relative_to(base) if Path(png).is_relative_to(base) else Path(png)
+            out += [f"![{alt}]({rel.as_posix()})", ""]
     return "\n".join(out) + "\n"
+
+
+def plot_blocks(written: list, alt: str) -> list:
+    """The blocks that show a plot written as PNG and SVG: inline SVG where there is one."""
+    png = next((p for p in written if Path(p).suffix == ".png"), None)
+    svg = next((p for p in written if Path(p).suffix == ".svg"), None)
+    if svg and png:
+        return [("svg", svg, png, alt)]
+    return [("img", png, alt)] if png else []
 
 
 def table(headers, rows, numeric=(), small=(), note=None):

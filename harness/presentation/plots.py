@@ -13,6 +13,7 @@ matplotlib is imported inside functions (deferred on purpose: commands that draw
 """
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -23,8 +24,6 @@ import pandas as pd
 
 from harness.core.text import fmt_time
 
-# Bound markers: the shape says which side of the ridge a point is on.
-BOUND_MARKERS = {"compute": "o", "memory": "^", "unknown": "s"}
 BANDWIDTH_COLOURS = ["#08306b", "#2171b5", "#4292c6", "#6baed6", "#9ecae1"]
 DTYPE_COLOURS = {"float32": "#222222", "float64": "#8c510a"}
 # Kinds whose timing is not a speed (a clock probe's call lasts a set time): no scaling plot.
@@ -53,11 +52,25 @@ def save(fig, path) -> list[Path]:
         base = base.with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
     written = []
-    for fmt in ("png", "svg"):
-        out = base.with_name(base.name + "." + fmt)
-        fig.savefig(out, format=fmt, dpi=110)
-        written.append(out)
+    from matplotlib import rc_context
+
+    # SVG text as text (no glyph definitions whose ids would clash between plots inlined in one
+    # page) and ids from a fixed salt with no date: writing a report twice gives the same file.
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "roofline-harness"}):
+        for fmt in ("png", "svg"):
+            out = base.with_name(base.name + "." + fmt)
+            fig.savefig(out, format=fmt, dpi=110, metadata={"Date": None} if fmt == "svg" else None)
+            written.append(out)
     return written
+
+
+def add_svg_titles(path, titles: dict) -> None:
+    """Gives each SVG group whose id is a key of `titles` a <title> child: a browser shows it
+    when the pointer rests on the element (matplotlib writes an artist's gid as its group id)."""
+    svg = Path(path).read_text(encoding="utf-8")
+    for gid, title in titles.items():
+        svg = svg.replace(f'<g id="{gid}">', f'<g id="{gid}"><title>{html.escape(title)}</title>', 1)
+    Path(path).write_text(svg, encoding="utf-8")
 
 
 def family_colours(families) -> dict:
@@ -93,17 +106,6 @@ def _as_frame(data):
     if not data:
         return pd.DataFrame()
     return pd.json_normalize(data, sep=".")
-
-
-def bound_key(bound) -> str:
-    if isinstance(bound, str):
-        if "unknown" in bound:  # e.g. "compute (bandwidth unknown)": only half a roof to judge by
-            return "unknown"
-        if bound.startswith("compute"):
-            return "compute"
-        if bound.startswith("memory"):
-            return "memory"
-    return "unknown"
 
 
 # --------------------------------------------------------------------------- measured vs theoretical

@@ -28,7 +28,7 @@ from harness.core.records import Manifest, Record, final
 from harness.core.store import load_manifest, load_records, resolve_run
 from harness.presentation import plots
 from harness.presentation.console import figure_of
-from harness.presentation.document import h2, render_html, render_markdown, table
+from harness.presentation.document import h2, plot_blocks, render_html, render_markdown, table
 from harness.presentation.model_text import params_breakdown
 from harness.presentation.roofline_plot import roofline_panels, roofline_plot
 from harness.core.text import fmt_bytes_binary, fmt_pct, fmt_si, fmt_time
@@ -312,8 +312,10 @@ def _plot_blocks(records: list[Record], snap: Snapshot, folder: Path) -> list:
                    ("p", "One panel per thread count; each draws exactly the ceilings its points were placed "
                          "against (this run's snapshot at that thread count): solid lines are measured ceilings, "
                          "dashed lines the BLAS GEMM figure and, where a point was placed against it, the nominal "
-                         "peak. Points are coloured by kind and shaped by bound.")]
-        blocks += [("img", p, "roofline plot") for p in written if p.suffix == ".png"]
+                         "peak. Each point is an op, sized by its share of the time, coloured by backend or "
+                         "framework and shaped by thread count; the ops taking the most time are named, and "
+                         "hovering a point shows its case, time, efficiency and bound.")]
+        blocks += plot_blocks(written, "roofline plot (hover a point for its case, time, efficiency and bound)")
     rows = [{"theoretical_time_s": r.roofline.theoretical_time_s, "measured_time_s": r.median, "kind": r.kind}
             for r in records if r.roofline is not None]
     written = plots.measured_vs_theoretical_plot(rows, folder / "measured-vs-theoretical")

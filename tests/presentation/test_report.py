@@ -30,8 +30,15 @@ def test_report_is_one_self_contained_file_with_every_plot(run_path):
     text = html_path.read_text()
     found = images(text)
     assert len(found) == text.count("<img")
-    # roofline, measured vs theoretical, throttle heat map, thread scaling
-    assert len(found) == 4
+    # measured vs theoretical, throttle heat map, thread scaling as PNG; the roofline inline as
+    # SVG, every placed op a point with a hover title naming its case
+    assert len(found) == 3 and text.count("<svg") == 1
+    svg = text[text.index("<svg"):text.index("</svg>")]
+    placed = [r for r in synthetic_records() if (r.get("roofline") or {}).get("efficiency") is not None]
+    titles = re.findall(r"<title>([^<]*)</title>", svg)
+    assert placed and len(titles) >= len(placed)
+    for r in placed:
+        assert any(t.startswith(r["case_id"]) and "of its roof" in t for t in titles), r["case_id"]
     for data in found:
         png = base64.b64decode(data, validate=True)
         assert png.startswith(PNG) and len(png) > 5000
@@ -131,7 +138,9 @@ def test_roofline_plot_writes_one_panel_per_thread_count_and_fits_enough_points(
     attained = np.minimum(intensity * 28e9, 510e9) * (1 - 0.1 * rng.random(24))
     points = [{"case_id": f"p{i}", "kind": "probe.intensity" if i < 12 else "conv.torch", "intensity": x,
                "flops_per_s": y, "bound": "memory" if x < 18 else "compute", "peak_flops_per_s": 510e9,
-               "bandwidth_bytes_per_s": 28e9, "dtype": "float32", "source": "measured"}
+               "bandwidth_bytes_per_s": 28e9, "dtype": "float32", "source": "measured", "threads": 1 + (i > 2),
+               "group": "probe" if i < 12 else "torch", "name": f"op {i}", "title": f"p{i}: hover text",
+               "share": 1 / 24}
               for i, (x, y) in enumerate(zip(intensity, attained))]
     lines = [Line("bandwidth", "DRAM 28 GB/s", 28e9), Line("bandwidth", "L1 900 GB/s", 900e9),
              Line("compute", "float32 avx512 510 GFLOP/s", 510e9, "float32")]
@@ -142,6 +151,8 @@ def test_roofline_plot_writes_one_panel_per_thread_count_and_fits_enough_points(
     svg = written[1].read_text()
     assert "<svg" in svg and "fitted roof" in svg and "ridge" in svg and "DRAM" in svg
     assert "1 thread" in svg and "2 threads" in svg
+    assert svg.count("<title>p") == 27 and "<title>p5: hover text</title>" in svg  # every point, both panels
+    assert "op 0 (4.2%)" in svg  # the largest shares are named beside their points
 
 
 # --------------------------------------------------------------------------- export
