@@ -17,11 +17,11 @@ from pathlib import Path
 from harness.commands import options
 from harness.core import system
 from harness.core.errors import UsageError
-from harness.core.records import Record, final
+from harness.core.records import final
 from harness.core.suite import parse_suite
-from harness.cost.ops import conv2d_cost, dtype_bytes
-from harness.presentation.console import distrust_lines, roof_cell, suspect_lines
-from harness.core.text import cut, fmt_pct, fmt_si, fmt_time, format_table
+from harness.core.text import format_table
+from harness.presentation.console import closing_lines
+from harness.presentation.conv_text import RESULT_HEADERS, RESULT_NUMERIC, conv_cost, conv_cost_lines, result_row
 from harness.session.pipeline import exit_status, run_suite
 
 HELP = "time one convolution config on each backend against its roofline"
@@ -94,50 +94,7 @@ def conv_shape(args) -> dict:
 
 
 def conv_cost_of(args):
-    s = conv_shape(args)
-    return conv2d_cost((s["n"], s["ic"], s["h"], s["w"]), s["oc"], (s["kh"], s["kw"]), s["stride"], s["pad"],
-                       s["dilation"], s["groups"], bias=s["bias"], dtype=args.dtype)
-
-
-def cost_lines(args) -> list[str]:
-    """The cost model's view of the conv, in the document's words and decimal SI units."""
-    s, cost = conv_shape(args), conv_cost_of(args)
-    n, oc, oh, ow = cost.output_shape
-    input_bytes = s["n"] * s["ic"] * s["h"] * s["w"] * dtype_bytes(args.dtype)
-    weight_bytes = cost.bytes_read - input_bytes  # weights and bias
-    return [
-        f"conv {s['n']}x{s['ic']}x{s['h']}x{s['w']} -> {n}x{oc}x{oh}x{ow}, kernel {s['kh']}x{s['kw']}, "
-        f"stride {s['stride']}, pad {s['pad']}, dilation {s['dilation']}, groups {s['groups']}, "
-        f"{'bias, ' if s['bias'] else ''}{args.dtype}",
-        f"  MACs {fmt_si(cost.macs, '', 4)}   FLOPs {fmt_si(cost.flops, 'FLOP', 4)} (a multiply-add = 2)   "
-        f"params {fmt_si(cost.params, '', 4)}",
-        f"  bytes {fmt_si(cost.bytes, 'B', 4)} (input {fmt_si(input_bytes, 'B', 4)}, weights "
-        f"{fmt_si(weight_bytes, 'B', 4)}, output {fmt_si(cost.bytes_written, 'B', 4)}; each moved once)",
-        f"  intensity {cost.intensity:.4g} FLOP/B (true FLOPs per byte; the first source document's MFLOPs/MiB "
-        f"is x 1.048576 = {cost.intensity * 1.048576:.4g})",
-    ]
-
-
-def path_of(record: Record) -> str:
-    """The backend's path as the record names it: torch's conv algorithm, ONNX Runtime's kernels."""
-    backend = record.info.get("backend") or {}
-    return backend.get("conv_backend") or " -> ".join(n.split(":")[-1] for n in backend.get("optimized_graph", []))
-
-
-def result_row(record: Record) -> list[str]:
-    head = [record.params.get("backend", record.kind), str(record.threads)]
-    if not record.measured:
-        return head + [record.status, "", "", "", "", "", "", "", "", cut(record.reason, 90)]
-    t, p = record.timing, record.roofline
-    noisy = " (noisy)" if t.cv > 0.10 else ""
-    return head + [record.status, fmt_time(t.median), f"{fmt_pct(t.cv, 2)}{noisy}",
-                   fmt_si(record.metrics.get("flops_per_s"), "FLOP/s"), fmt_si(record.metrics.get("bytes_per_s"), "B/s"),
-                   fmt_time(p.theoretical_time_s) if p else "-", roof_cell(record) or "-",
-                   f"{record.faults.minor_per_call:.3g}", path_of(record)]
-
-
-HEADERS = ["backend", "threads", "status", "median", "CV", "FLOP/s", "B/s", "roofline time", "of roofline",
-           "faults/call", "path"]
+    return conv_cost(conv_shape(args), args.dtype)
 
 
 def build_suite(args, cpus: list[int]):
@@ -161,7 +118,7 @@ def run(args) -> int:
             raise UsageError(f"--hw/-k/--stride/--pad/--dilation: output size {what}") from None
         flag = {"groups": "--groups", "dtype": "--dtype"}.get(field, field)
         raise UsageError(f"{flag}: {what}") from None
-    print("\n".join(cost_lines(args)))
+    print("\n".join(conv_cost_lines(conv_shape(args), args.dtype)))
     try:
         suite = build_suite(args, cpus)
     except UsageError as exc:  # the memory estimate: say it in the words of the flags
@@ -172,13 +129,10 @@ def run(args) -> int:
     order = {b: i for i, b in enumerate(BACKENDS)}
     records = sorted(final(records), key=lambda r: (order.get(r.params.get("backend"), 9), r.threads))
     print()
-    print(format_table(HEADERS, [result_row(r) for r in records], align_right={1, 3, 4, 5, 6, 7, 9}))
+    print(format_table(RESULT_HEADERS, [result_row(r) for r in records], align_right=RESULT_NUMERIC))
     print("\nroofline time = max(FLOPs / peak, bytes / bandwidth) against the measured ceilings for this dtype "
           "and thread count, the bandwidth of the memory level the working set fits in; of roofline = roofline "
           "time / median. 'datasheet' means no measured ceiling (`harness probe --quick` measures them); "
           "(noisy): CV above 10%, rerun on a quieter machine or with more --budget.")
-    for line in suspect_lines(records) + distrust_lines(records):
-        print(line)
-    print(f"run stored in {store.path}")
-    print(f"report: {store.report}")
+    print("\n".join(closing_lines(store, records)))
     return exit_status(records)

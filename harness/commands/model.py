@@ -23,7 +23,7 @@ from harness.core.suite import parse_suite, resolve_threads
 from harness.cost.onnx_graph import format_shape, load_onnx, onnx_model_cost, parse_shapes, resolve_onnx_shapes
 from harness.cost.onnx_weights import onnx_memory_estimate
 from harness.cost.torch_walk import zoo_model_cost
-from harness.presentation.console import suspect_lines
+from harness.presentation.console import closing_lines
 from harness.presentation.model_text import format_layer_table, format_metrics, format_timings
 from harness.core.text import cut, fmt_si
 from harness.session.pipeline import exit_status, run_suite
@@ -184,8 +184,6 @@ def run(args) -> int:
     for r in final(records):
         if r.kind.startswith("layers.") and not r.measured:
             print(f"\nper-layer {r.case_id}: {r.status}: {cut(r.reason, 160)}")
-    for line in suspect_lines(records):
-        print(line)
-    print(f"\nrun stored in {store.path}")
-    print(f"report: {store.report}")
+    print()
+    print("\n".join(closing_lines(store, records)))
     return exit_status(records)

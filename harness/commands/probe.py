@@ -11,7 +11,7 @@ from harness.commands import options
 from harness.core import system
 from harness.core.errors import UsageError
 from harness.core.suite import Suite, load_suite, parse_suite
-from harness.presentation.console import summary_counts, suspect_lines
+from harness.presentation.console import closing_lines, summary_counts
 from harness.presentation.tables import format_measurements, format_snapshot, format_throttle_table
 from harness.core.text import cut
 from harness.session.pipeline import Session, exit_status, scale_budgets
@@ -81,11 +81,8 @@ def run(args) -> int:
     for r in records:
         if r.status in ("failed", "skipped"):
             print(f"{r.status}: {r.case_id}: {cut(r.reason, 140)}")
-    for line in suspect_lines(records):
-        print(line)
     print(f"\n{summary_counts(records)}")
-    print(f"run stored in {store.path}")
     print(f"device profile: {profiles.profile_path(args.results, session.device)} (`harness profile` shows "
           "every ceiling's history)")
-    print(f"report: {store.report}")
+    print("\n".join(closing_lines(store, records)))
     return exit_status(records)

@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.commands import options
 from harness.core.errors import UsageError
 from harness.core.suite import load_suite
-from harness.presentation.console import distrust_lines, summary_counts, summary_table, suspect_lines
+from harness.presentation.console import closing_lines, summary_counts, summary_table
 from harness.core.text import plural
 from harness.session.pipeline import exit_status, run_suite, scale_budgets
 
@@ -31,10 +31,7 @@ def add_arguments(parser) -> None:
 def print_outcome(store, records) -> None:
     print(summary_table(records))
     print(f"\n{summary_counts(records)}")
-    for line in suspect_lines(records) + distrust_lines(records):
-        print(line)
-    print(f"run stored in {store.path}")
-    print(f"report: {store.report}" if store.report else "report: not written (see the message above)")
+    print("\n".join(closing_lines(store, records)))
 
 
 def run(args) -> int:

@@ -9,6 +9,7 @@ from harness.commands import options
 from harness.core import isa, system
 from harness.core.errors import UsageError
 from harness.core.suite import Suite, parse_suite
+from harness.presentation.console import closing_lines
 from harness.presentation.tables import format_throttle_table
 from harness.core.text import cut
 from harness.session.pipeline import exit_status, run_suite
@@ -66,6 +67,5 @@ def run(args) -> int:
     for r in records:
         if not r.measured:
             print(f"{r.case_id}: {r.status}: {cut(r.reason, 140)}")
-    print(f"run stored in {store.path}")
-    print(f"report: {store.report}")
+    print("\n".join(closing_lines(store, records)))
     return exit_status(records)

@@ -6,6 +6,8 @@ Suspect records are shown apart from ok ones: measured, kept, but past a documen
 from __future__ import annotations
 
 from harness.core.records import Record, final
+from harness.core.trust import NOISY_CV
+from harness.presentation.advice import advice_lines
 from harness.core.text import cut, finite, fmt_pct, fmt_si, fmt_time, format_table, plural
 
 
@@ -21,6 +23,12 @@ def figure_of(record: Record) -> str:
     if finite(m.get("bytes_per_s")):
         return fmt_si(m["bytes_per_s"], "B/s")
     return ""
+
+
+def noisy_cv(record: Record) -> str:
+    """'13% (noisy)' for a coefficient of variation past trust.NOISY_CV, else '2.1%'."""
+    cv = record.timing.cv
+    return f"{fmt_pct(cv, 2)}{' (noisy)' if cv > NOISY_CV else ''}"
 
 
 def roof_cell(record: Record) -> str:
@@ -73,3 +81,17 @@ def distrust_lines(records: list[Record]) -> list[str]:
     """Efficiencies above the roof, each with its reason."""
     return [f"{r.case_id}: {fmt_pct(r.roofline.efficiency, 3)} of its roof: {r.roofline.explanation}"
             for r in final(records) if r.roofline is not None and r.roofline.explanation]
+
+
+def closing_lines(store, records: list[Record]) -> list[str]:
+    """What every measuring command prints after its table: the suspect cases and the figures
+    above their roof, each with its reason; the warnings by topic, each with the action that
+    would fix it; where the run and its report are."""
+    lines = suspect_lines(records) + distrust_lines(records)
+    machine = list(getattr(store.manifest, "warnings", None) or []) if getattr(store, "manifest", None) else []
+    advice = advice_lines(records, machine)
+    if advice:
+        lines += ["", "warnings by topic (what each means, and the fix):"] + [f"  {line}" for line in advice]
+    lines += [f"run stored in {store.path}",
+              f"report: {store.report}" if store.report else "report: not written (see the message above)"]
+    return lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness.analysis.layers import LayerTable
 from harness.core.records import Record, final
 from harness.cost.model import UNKNOWN_GROUPS, ModelCost
-from harness.presentation.console import roof_cell
+from harness.presentation.console import noisy_cv, roof_cell
 from harness.core.text import cut, finite, fmt_pct, fmt_si, fmt_time, format_table
 
 FRAMEWORK_ORDER = ("eager", "compile", "onnxruntime")
@@ -84,8 +84,7 @@ def format_timings(records: list[Record]) -> str:
         t, m, info = r.timing, r.metrics, r.info
         setup = info.get("compile_s") or info.get("session_create_s")
         setup_label = ("compile " if "compile_s" in info else "session ") + fmt_time(setup) if setup else ""
-        noisy = " (noisy)" if t.cv > 0.10 else ""
-        rows.append([framework_of(r), r.threads, batch, r.status, fmt_time(t.median), f"{fmt_pct(t.cv, 2)}{noisy}",
+        rows.append([framework_of(r), r.threads, batch, r.status, fmt_time(t.median), noisy_cv(r),
                      f"{m['throughput_per_s']:.4g}" if finite(m.get("throughput_per_s")) else "-", fmt_si(m.get("flops_per_s"), "FLOP/s"), setup_label,
                      fmt_time(t.first_call_s), roof_cell(r), f"{len(r.warnings)} warnings" if r.warnings else ""])
     return format_table(["framework", "threads", "batch", "status", "latency", "CV", "images/s", "FLOP/s",

@@ -14,7 +14,6 @@ on the roof. Units are decimal SI: 1 GB = 1e9 bytes, 1 GFLOP/s = 1e9 FLOP/s.
 """
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,21 +26,16 @@ from harness.core.errors import UsageError
 from harness.core.records import Manifest, Record, final
 from harness.core.store import load_manifest, load_records, resolve_run
 from harness.presentation import plots
+from harness.presentation.advice import group_warnings, where
 from harness.presentation.console import figure_of
 from harness.presentation.document import h2, plot_blocks, render_html, render_markdown, table
 from harness.presentation.model_text import params_breakdown
 from harness.presentation.roofline_plot import roofline_panels, roofline_plot
-from harness.core.text import fmt_bytes_binary, fmt_pct, fmt_si, fmt_time
+from harness.core.text import fmt_bytes_binary, fmt_pct, fmt_si, fmt_time, plural
 
 TOP_OPS = 15
 # Kinds that are not ops: their time is a probe's set duration or the timer itself.
 NOT_OPS = ("probe.throttle", "probe.frequency")
-
-
-def _warning_pattern(text: str) -> str:
-    """A warning with its numbers blanked, so that the same warning on many cases counts once."""
-    text = re.sub(r"\{[^}]*\}", "{…}", str(text))
-    return re.sub(r"\d+(?:\.\d+)?(?:e[+-]?\d+)?", "#", text)
 
 
 def placed(records: list[Record], snap: Snapshot) -> list[Record]:
@@ -104,9 +98,6 @@ def _conditions_section(manifest: Manifest, records: list[Record]) -> list:
                  f"CPUs with SMT siblings: {state.get('cpus_with_smt_siblings') or 'none'}",
                  f"transparent huge pages: {state.get('transparent_hugepages')}"]
         blocks.append(("p", "Machine state at the start: " + "; ".join(facts) + "."))
-    if manifest.warnings:
-        blocks.append(("p", f"{len(manifest.warnings)} warning(s) about the machine:"))
-        blocks.append(("list", manifest.warnings))
     steal = [r.faults.steal_fraction for r in records if r.faults is not None]
     load = [r.conditions.others_percent for r in records if r.conditions is not None]
     facts = []
@@ -118,30 +109,19 @@ def _conditions_section(manifest: Manifest, records: list[Record]) -> list:
         blocks.append(("p", "During the run: " + "; ".join(facts) + "."))
     suspect = [r for r in records if r.status == "suspect"]
     if suspect:
-        blocks.append(("p", f"{len(suspect)} suspect case(s): measured and kept, but past a documented limit; "
-                            "re-run them on a quieter machine or with --processes to pool fresh workers:"))
+        blocks.append(("p", f"{plural(len(suspect), 'suspect case')}: measured and kept, but past a documented "
+                            "limit (the fix for each reason is in the table below):"))
         blocks.append(("list", [f"{r.case_id}: {'; '.join(r.suspect_reasons)}" for r in suspect]))
-    per_pattern: dict[str, list[str]] = {}
-    examples: dict[str, str] = {}
-    total = 0
-    for r in records:
-        for w in r.warnings:
-            total += 1
-            pattern = _warning_pattern(w)
-            per_pattern.setdefault(pattern, []).append(r.case_id)
-            examples.setdefault(pattern, str(w))
-    if not total:
+    groups = group_warnings(records, manifest.warnings)
+    if not groups:
         blocks.append(("p", f"No case carries a warning ({len(records)} cases)."))
         return blocks
-    with_warnings = sum(1 for r in records if r.warnings)
-    blocks.append(("p", f"{total} warning(s) on {with_warnings} of {len(records)} cases, grouped "
-                        "(numbers blanked as #; one example each):"))
-    rows = []
-    for pattern, cases in sorted(per_pattern.items(), key=lambda kv: -len(kv[1])):
-        unique = list(dict.fromkeys(cases))
-        shown = ", ".join(unique[:6]) + (f" and {len(unique) - 6} more" if len(unique) > 6 else "")
-        rows.append([len(cases), pattern, examples[pattern], shown])
-    blocks.append(table(["count", "warning", "example", "cases"], rows, numeric={0}, small={2, 3}))
+    with_warnings = sum(1 for r in records if r.warnings or r.suspect_reasons)
+    blocks.append(("p", f"Warnings and suspect reasons on {with_warnings} of {len(records)} cases and on the "
+                        "machine, by topic: what each means, the cases it touched, an example, and the fix."))
+    rows = [[g.topic.name, g.topic.meaning if g.topic.name != "other" else "", where(g, 6), g.examples[0],
+             g.topic.action] for g in groups]
+    blocks.append(table(["topic", "what it means", "where", "example", "fix"], rows, small={2, 3}))
     return blocks
 
 
