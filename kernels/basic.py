@@ -136,6 +136,11 @@ def noisy(params: dict, ctx: Context) -> Workload:
     return Workload(fn=fn)
 
 
+# Past these a value is a typo, not a plan: one array of 100 GB, one call of an hour.
+MAX_MBYTES = 100_000.0
+MAX_SLEEP_S = 3600.0
+
+
 def matmul_memory(params: dict, threads: int) -> float:
     """A, B and C, and the check's float64 copy of B."""
     n = params["n"]
@@ -158,19 +163,19 @@ KINDS = [
          "BLAS GEMM as a compute ceiling: C = A @ B with NumPy's BLAS at a size far past the ridge "
          "(a measurement below 4x the ridge intensity is kept but not used as a ceiling)", memory=matmul_memory),
     Kind("memory.page_faults", "kernels.basic:page_fault_demo",
-         {"mbytes": Param(float, 12.8, min=0.01, help="output size in MB (1e6 B)"),
+         {"mbytes": Param(float, 12.8, min=0.01, max=MAX_MBYTES, help="output size in MB (1e6 B)"),
           "mode": Param(str, "pool", choices=("fresh", "pool"))},
          "c = a * b into fresh OS pages each call (fresh) or one pre-touched buffer (pool)",
          memory=page_fault_memory),
     Kind("diagnostic.empty", "kernels.basic:empty", {}, "an empty callable: timer overhead"),
     Kind("diagnostic.sleep", "kernels.basic:sleep",
-         {"seconds": Param(float, 0.001, min=0)}, "time.sleep"),
+         {"seconds": Param(float, 0.001, min=0, max=MAX_SLEEP_S)}, "time.sleep"),
     Kind("diagnostic.crash", "kernels.basic:crash",
          {"how": Param(str, "abort", choices=("abort", "exception"))}, "a case that crashes"),
     Kind("diagnostic.hang", "kernels.basic:hang", {}, "a case that never returns"),
     Kind("diagnostic.noisy", "kernels.basic:noisy",
-         {"seconds": Param(float, 0.001, min=0), "spread": Param(float, 2.0, min=0)},
+         {"seconds": Param(float, 0.001, min=0, max=MAX_SLEEP_S), "spread": Param(float, 2.0, min=0, max=1000.0)},
          "calls that alternate between two durations: a deliberately noisy measurement"),
     Kind("diagnostic.allocate", "kernels.basic:allocate",
-         {"gbytes": Param(float, min=0)}, "allocates and frees a block each call"),
+         {"gbytes": Param(float, min=0, max=MAX_MBYTES / 1000)}, "allocates and frees a block each call"),
 ]

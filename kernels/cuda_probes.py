@@ -344,8 +344,9 @@ KINDS = [
     Kind("probe.cuda_fma", "kernels.cuda_probes:cuda_fma",
          {"dtype": Param(str, "float32", choices=FMA_DTYPES),
           "accumulators": Param(int, 8, min=1, max=32, help="independent FMA chains per thread (ILP)"),
-          "iterations": Param(int, 0, min=0, help="FMA steps per chain per launch; 0 = 8192 for fp32, "
-                                                  "the most that keeps the fp16 check exact"),
+          "iterations": Param(int, 0, min=0, max=1_000_000_000,
+                              help="FMA steps per chain per launch; 0 = 8192 for fp32, "
+                              "the most that keeps the fp16 check exact"),
           **_GRID},
          "numba.cuda FMA throughput: independent FMA chains per thread, checked against a closed form",
          validate=_validate_fma),

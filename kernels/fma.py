@@ -60,6 +60,7 @@ DTYPES = ("float32", "float64")
 MAX_ITERATIONS_FP32 = 16_000_000  # every fp32 step stays exact below 2**24 steps in all
 _MANTISSA_BITS = {"float32": 24, "float64": 53}
 DEFAULT_ITERATIONS = 1_000_000  # ~1.5-5 ms per call at one thread on a ~3.5 GHz core
+MAX_ITERATIONS = 10_000_000_000  # ~15-50 s per call: past it a typo, not a plan
 
 # --------------------------------------------------------------------------- counting
 
@@ -290,7 +291,7 @@ KINDS = [
          {"dtype": Param(str, "float32", choices=DTYPES),
           "isa": Param(str, "best", choices=ISAS,
                        help="instruction-set level; 'best' = widest the CPU has"),
-          "iterations": Param(int, DEFAULT_ITERATIONS, min=1,
+          "iterations": Param(int, DEFAULT_ITERATIONS, min=1, max=MAX_ITERATIONS,
                               help="loop iterations per thread per call (each: one FMA per accumulator)")},
          "peak FLOP/s: independent FMA chains in registers at one instruction-set level, "
          "one pinned thread per CPU",

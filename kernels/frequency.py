@@ -32,6 +32,7 @@ from kernels.jit import compile_ir, host_arch, run_pinned
 
 UNROLL = 100  # adds per loop trip
 DEFAULT_ADDS = 10_000_000  # ~3 ms at 3.5 GHz
+MAX_ADDS = 100_000_000_000  # ~30 s per call at 3.5 GHz: past it a typo, not a plan
 
 # One add of register %2 into %0 (tied to input %1), per architecture's assembler syntax.
 _ADD = {"x86_64": "addq $2, $0", "aarch64": "add $0, $0, $2", "arm64": "add $0, $0, $2"}
@@ -145,7 +146,7 @@ def frequency_probe(params: dict, ctx: Context) -> Workload:
 
 KINDS = [
     Kind("probe.frequency", "kernels.frequency:frequency_probe",
-         {"adds": Param(int, DEFAULT_ADDS, min=UNROLL,
+         {"adds": Param(int, DEFAULT_ADDS, min=UNROLL, max=MAX_ADDS,
                         help="dependent integer adds per call (rounded up to a multiple of 100)")},
          "core clock: a dependent integer add chain, one add per cycle; metrics give GHz"),
 ]

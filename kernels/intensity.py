@@ -52,6 +52,8 @@ STREAMS = 8  # independent FMA chains per loop iteration
 MAX_CHAIN = 16  # multiply-adds unrolled per pass; longer chains repeat passes
 TARGET_BYTES = 1e9  # per call, when choosing reps
 TARGET_FLOPS = 1e10
+MAX_MBYTES = 100_000.0  # an array of 100 GB: past it a typo, not a plan
+MAX_REPS = 1_000_000_000
 VALUE_PERIOD = 64  # initial values are (index mod 64): small integers, so every step is exact
 _EXACT_LIMIT = {"float32": 2.0**23, "float64": 2.0**52}  # below this, integers and halves are exact
 
@@ -266,9 +268,9 @@ KINDS = [
          {"flops_per_byte": Param(float, 1.0, min=1 / 16, max=64,
                                   help="requested arithmetic intensity; the nearest achievable is used"),
           "dtype": Param(str, "float32", choices=DTYPES),
-          "mbytes": Param(float, 128.0, min=0.004,
+          "mbytes": Param(float, 128.0, min=0.004, max=MAX_MBYTES,
                           help="array size in MB (1e6 B), whole 4 KB blocks: large = DRAM, small = a cache level"),
-          "reps": Param(int, 0, min=0, help="sweeps over the array per call; 0 = about 1 GB or 1e10 FLOPs")},
+          "reps": Param(int, 0, min=0, max=MAX_REPS, help="sweeps over the array per call; 0 = about 1 GB or 1e10 FLOPs")},
          "ERT-style in-place sweep with k multiply-adds per element (numba, parallel)",
          validate=_validate, memory=lambda params, threads: 2 * params["mbytes"] * 1e6),
 ]

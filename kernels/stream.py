@@ -37,6 +37,7 @@ STREAM_ARRAYS = {"copy": (("a",), "c"), "scale": (("c",), "b"), "add": (("a", "b
 
 # Buffers start on a 2 MiB boundary so transparent huge pages can cover them from the first byte.
 HUGE_PAGE = 2 * 1024 * 1024
+MAX_MBYTES = 100_000.0  # one array of 100 GB: past it a typo, not a plan
 
 numba = None  # imported on first use, inside the worker, after its thread settings (see numba_stream_kernels)
 
@@ -317,7 +318,7 @@ KINDS = [
     Kind("probe.stream", "kernels.stream:stream",
          {"impl": Param(str, "numba", choices=("numpy", "numba")),
           "op": Param(str, "triad", choices=STREAM_OPS),
-          "mbytes": Param(float, 0.0, min=0,
+          "mbytes": Param(float, 0.0, min=0, max=MAX_MBYTES,
                           help="per-array size in MB (1e6 B); 0 = 4x the last-level cache, capped by memory")},
          "STREAM copy/scale/add/triad in float64 over arrays past the caches: DRAM bandwidth",
          memory=stream_memory),

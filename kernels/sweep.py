@@ -29,6 +29,7 @@ SWEEP_CALL_BYTES_PER_THREAD = 50e6
 WRITE_VALUE = 1.25
 # Set by probe.sweep's worker env (see worker_env): the worker asks Numba for 512-bit vectors.
 WIDE_VECTORS_ENV = "HARNESS_SWEEP_WIDE_VECTORS"
+MAX_KBYTES = 100_000_000.0  # a working set of 100 GB: past it a typo, not a plan
 
 numba = None  # imported on first use, inside the worker (see numba_sweep_kernels)
 numba_target = "host"  # how Numba's target was set up, for the record (see numba_wide_vectors)
@@ -381,11 +382,17 @@ def sweep(params: dict, ctx: Context) -> Workload:
                     bytes=float(app_per_repeat * repeats), check=check, info=info)
 
 
+def sweep_memory(params: dict, threads: int) -> float:
+    """The working set, and each array's alignment slack (see aligned_empty)."""
+    narrays = SWEEP_ARRAYS[params["op"]]
+    return params["kbytes"] * 1024 + narrays * (HUGE_PAGE + 64 * narrays)
+
+
 KINDS = [
     Kind("probe.sweep", "kernels.sweep:sweep",
          {"op": Param(str, "read", choices=SWEEP_OPS),
-          "kbytes": Param(float, min=1.0,
+          "kbytes": Param(float, min=1.0, max=MAX_KBYTES,
                           help="working-set size in KiB (1024 B): all arrays of the op together")},
          "Numba read (sum), write (fill) or triad at one working-set size: cache and DRAM bandwidth",
-         env=worker_env),
+         env=worker_env, memory=sweep_memory),
 ]

@@ -106,6 +106,6 @@ KINDS = [
          {"isa": Param(str, "none", choices=isa_levels.LOAD_LEVELS,
                        help="load level; none = plain integer adds (the document's 'Normal')"),
           "dtype": Param(str, "float32", choices=("float32", "float64")),
-          "seconds": Param(float, 0.3, min=0.05, help="length of one sampling call")},
+          "seconds": Param(float, 0.3, min=0.05, max=60.0, help="length of one sampling call")},
          "clock under load: threads = busy cores, each loaded at one ISA level; metrics give GHz"),
 ]

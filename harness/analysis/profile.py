@@ -47,6 +47,7 @@ from harness.analysis import plateaus as plateau_finder
 from harness.core import isa
 from harness.core.errors import UsageError
 from harness.core.records import Record
+from harness.core.store import write_json_file
 from harness.core.text import fmt_si
 
 PROFILE = "profile.json"
@@ -222,13 +223,18 @@ def profile_path(results_root: str | Path, device_slug: str) -> Path:
 
 def load_profile(path: str | Path) -> DeviceProfile | None:
     """The device profile at `path`, or None where there is none. A damaged one is moved aside
-    (never overwritten: it holds measurements) and said so, and the run goes on without it."""
+    (never overwritten: it holds measurements) and said so, and the run goes on without it.
+    One written by a newer harness is no damage: it is left alone, and that is an error."""
     path = Path(path)
     if not path.exists():
         return None
     try:
         data = json.loads(path.read_text())
         if isinstance(data, dict) and data.get("kind") != "snapshot":
+            version = data.get("schema_version")
+            if isinstance(version, int) and not isinstance(version, bool) and version > PROFILE_SCHEMA:
+                raise UsageError(f"{path}: written by a newer harness (profile schema {version}; this one reads "
+                                 f"up to {PROFILE_SCHEMA}); update the harness, or give another --results")
             return DeviceProfile.from_json(data)
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
         pass
@@ -243,11 +249,8 @@ def load_profile(path: str | Path) -> DeviceProfile | None:
 
 
 def save_profile(path: str | Path, profile: DeviceProfile) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(profile.to_json(), indent=1))
-    os.replace(tmp, path)
+    """Written whole or not at all; a write the disk refuses is a StoreError."""
+    write_json_file(Path(path), profile.to_json(), "device profile")
 
 
 # --------------------------------------------------------------------------- from records

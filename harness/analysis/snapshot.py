@@ -19,10 +19,12 @@ from pathlib import Path
 from harness.analysis.profile import MEMORY_LEVELS, PROFILE, RECENT_RUNS, CeilingMeasurement, DeviceProfile
 from harness.core import conditions, system
 from harness.core.errors import UsageError
+from harness.core.store import write_json_file
 
 # Dtypes with no ceiling of their own are placed against the fp32 one on CPUs that convert
 # them to fp32 for the FMA; the placement says so.
 FALLBACK_DTYPE = {"bfloat16": "float32", "float16": "float32", "int8": "float32", "uint8": "float32"}
+SNAPSHOT_SCHEMA = 1  # snapshots written before the field existed are version 1
 RULE = (f"each ceiling is the best healthy measurement among the {RECENT_RUNS} most recent runs that "
         "measured it on this device (for BLAS, with the BLAS library it has now)")
 
@@ -61,6 +63,7 @@ class Snapshot:
     profile_path: str | None = None
     taken_at: float | None = None
     kind: str = "snapshot"
+    schema_version: int = SNAPSHOT_SCHEMA
 
     # ---------------------------------------------------------------- lookups
     def _pick(self, kind, name=None, dtype=None, threads=None, device="cpu", exclude=()):
@@ -114,7 +117,13 @@ class Snapshot:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "Snapshot":
+    def from_json(cls, data: dict, source: str = "snapshot") -> "Snapshot":
+        version = data.get("schema_version", 1)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise UsageError(f"{source}: schema_version {version!r} is not a version number")
+        if version > SNAPSHOT_SCHEMA:
+            raise UsageError(f"{source}: written by a newer harness (snapshot schema {version}; this one reads up "
+                             f"to {SNAPSHOT_SCHEMA}); update the harness to read this run")
         names = {f.name for f in dataclasses.fields(SnapshotCeiling)}
         snap = cls(**{k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(cls)}})
         snap.ceilings = [SnapshotCeiling(**{k: v for k, v in c.items() if k in names}) for c in data.get("ceilings") or []]
@@ -164,10 +173,9 @@ def take(profile: DeviceProfile | None, fingerprint: dict, profile_path: str | P
 
 
 def write(run_path: Path, snap: Snapshot) -> Path:
+    """Written whole or not at all; a write the disk refuses is a StoreError."""
     path = Path(run_path) / PROFILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(snap.to_json(), indent=1))
-    tmp.replace(path)
+    write_json_file(path, snap.to_json(), "profile snapshot")
     return path
 
 
@@ -181,7 +189,7 @@ def load(run_path: Path, fingerprint: dict) -> Snapshot:
     try:
         data = json.loads(path.read_text())
         if data.get("kind") == "snapshot":
-            return Snapshot.from_json(data)
+            return Snapshot.from_json(data, str(path))
         return take(DeviceProfile.from_json(data), fingerprint, path, live=False)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise UsageError(f"{path}: not a readable profile snapshot ({type(exc).__name__}: {exc})") from None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
-# Bounds for what the system can do: a case longer than a day is a typo, not a plan.
-MAX_SECONDS = 86_400.0
+from harness.core.suite import MAX_SECONDS
+
 MAX_THREADS = 4096
 
 

@@ -37,10 +37,13 @@ def run(args) -> int:
         raise UsageError(f"{path}: no device profile yet; `harness probe --quick` measures one")
     if args.reset:
         aside = path.with_name(f"{path.name}.reset-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.replace(path, aside)
+        try:
+            os.replace(path, aside)
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot move the profile aside ({exc.strerror or exc})") from None
         print(f"profile reset: the old one is kept as {aside}")
         return 0
-    if args.forget:
+    if args.forget is not None:  # --forget "" is a run id too, and none has it
         run_id = args.forget.rstrip("/")
         if Path(run_id).is_dir():
             run_id = f"{Path(run_id).resolve().parent.name}/{Path(run_id).resolve().name}"

@@ -5,6 +5,13 @@ other. The worker's affinity and thread environment are set before its Python st
 A worker that crashes (a signal, a hard abort, the OOM killer) or hangs past its case's
 timeout is killed; its case is recorded as failed with the reason, and a fresh worker
 takes the remaining cases. Each record is appended to the store the moment it arrives.
+
+Temporary files: a worker killed with SIGKILL cannot remove what its case wrote to the
+temporary directory (ONNX Runtime's optimized graphs, profiles). So every worker gets a
+folder of its own as TMPDIR, inside one folder per run_cases call (harness-run-<pid>-*),
+and the runner removes the worker's folder when the worker ends, however it ends, and its
+own when it returns or raises. A runner killed with SIGKILL leaves its folder: the next
+run_cases removes the folders of runners that are gone.
 """
 from __future__ import annotations
 
@@ -14,21 +21,24 @@ import json
 import os
 import resource
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness.core import conditions, records
 from harness.core.records import Record
-from harness.core.store import RunStore
+from harness.core.store import RunStore, StoreError
 from harness.core.suite import Case
 
 # Seconds a worker may take to start Python and import the harness before its first case.
 WORKER_START_TIMEOUT = 60.0
 PR_SET_PDEATHSIG = 1
+TEMP_PREFIX = "harness-run-"
 
 
 def _preexec(cpus: list[int], memory_limit_gb: float | None):
@@ -65,26 +75,65 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-class _Worker:
-    """One worker process and the pipe it reports on."""
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
-    def __init__(self, cases: list[Case], log_path: Path):
+
+def _temp_folder(prefix: str, parent: Path | None = None) -> Path:
+    try:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    except OSError as exc:
+        raise StoreError(f"{parent or tempfile.gettempdir()}: cannot make a temporary folder for the workers "
+                         f"({exc.strerror or exc}); the run stopped") from None
+
+
+def remove_stale_temp_roots() -> None:
+    """Removes the temporary folders of runners that are gone (killed with SIGKILL: no chance
+    to clean up); the folder's name carries its runner's process id."""
+    for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        pid = path.name[len(TEMP_PREFIX):].partition("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+class _Worker:
+    """One worker process, the pipe it reports on and its temporary folder."""
+
+    def __init__(self, cases: list[Case], log_path: Path, temp_root: Path):
         first = cases[0]
         # What the worker is asked, kept beside its log in the run folder (no temporary file
         # is left behind by a killed run).
         self.spec_path = str(log_path.with_suffix(".cases.json"))
-        with open(self.spec_path, "w") as spec:
-            json.dump({"cases": [c.to_dict() for c in cases]}, spec)
+        self.tmp = str(_temp_folder("worker-", temp_root))  # removed with temp_root if what follows fails
+        try:
+            with open(self.spec_path, "w") as spec:
+                json.dump({"cases": [c.to_dict() for c in cases]}, spec)
+            self.log = open(log_path, "ab")
+        except OSError as exc:
+            raise StoreError(f"{log_path.parent}: cannot write the worker's files ({exc.strerror or exc}); "
+                             "the run stopped, the records written before stay readable") from None
+        env = {**os.environ, **conditions.thread_env(first.threads), **first.env, "TMPDIR": self.tmp}
         read_fd, write_fd = os.pipe()
-        env = {**os.environ, **conditions.thread_env(first.threads), **first.env}
-        self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.core.worker", self.spec_path, str(write_fd)],
-            pass_fds=(write_fd,), env=env, stdin=subprocess.DEVNULL,
-            stdout=self.log, stderr=subprocess.STDOUT,
-            preexec_fn=_preexec(first.cpus, first.memory_limit_gb),
-        )
-        os.close(write_fd)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.core.worker", self.spec_path, str(write_fd)],
+                pass_fds=(write_fd,), env=env, stdin=subprocess.DEVNULL,
+                stdout=self.log, stderr=subprocess.STDOUT,
+                preexec_fn=_preexec(first.cpus, first.memory_limit_gb),
+            )
+        except BaseException:
+            os.close(read_fd)
+            self.log.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
+        finally:
+            os.close(write_fd)
         self.fd = read_fd
         self.buffer = b""
 
@@ -121,6 +170,7 @@ class _Worker:
             self.proc.wait()
         os.close(self.fd)
         self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)  # whatever the case left there, however it ended
 
 
 def group_cases(cases: list[Case]) -> list[list[Case]]:
@@ -135,13 +185,13 @@ def group_cases(cases: list[Case]) -> list[list[Case]]:
 
 
 def _run_group(group: list[Case], store: RunStore, worker_ids: Iterator[int],
-               on_start: Callable[[Case], None] | None) -> Iterator[Record]:
+               on_start: Callable[[Case], None] | None, temp_root: Path) -> Iterator[Record]:
     """Runs a group in as few workers as crashes allow; yields each case's record (and, for a
     case profiled layer by layer, its layer records after it)."""
     pending = list(group)
     while pending:
         log_path = store.path / "logs" / f"worker-{next(worker_ids)}.log"
-        worker = _Worker(pending, log_path)
+        worker = _Worker(pending, log_path, temp_root)
         current: Case | None = None
         layers_due = 0  # layer records the finished case still owes
         deadline = time.monotonic() + WORKER_START_TIMEOUT
@@ -196,6 +246,8 @@ def run_cases(cases: list[Case], store: RunStore,
     """Runs every case; returns the records in the order they finished."""
     done: list[Record] = []
     worker_ids = itertools.count(1)
+    remove_stale_temp_roots()
+    temp_root = _temp_folder(f"{TEMP_PREFIX}{os.getpid()}-")
 
     def finish(record: Record) -> None:
         if enrich is not None:
@@ -208,13 +260,16 @@ def run_cases(cases: list[Case], store: RunStore,
         if on_record is not None:
             on_record(record)
 
-    for group in group_cases(cases):
-        if group[0].processes > 1:  # each process of a pooled case starts fresh
-            case = group[0]
-            finish(records.pooled([record for _ in range(case.processes)
-                                   for record in _run_group([case], store, worker_ids, on_start)
-                                   if record.case_id == case.case_id]))
-            continue
-        for record in _run_group(group, store, worker_ids, on_start):
-            finish(record)
+    try:
+        for group in group_cases(cases):
+            if group[0].processes > 1:  # each process of a pooled case starts fresh
+                case = group[0]
+                finish(records.pooled([record for _ in range(case.processes)
+                                       for record in _run_group([case], store, worker_ids, on_start, temp_root)
+                                       if record.case_id == case.case_id]))
+                continue
+            for record in _run_group(group, store, worker_ids, on_start, temp_root):
+                finish(record)
+    finally:
+        shutil.rmtree(temp_root, ignore_errors=True)
     return done

@@ -53,6 +53,23 @@ class StoreError(UsageError):
     """The disk refused a write during a run (full, read-only, a permission taken away)."""
 
 
+def write_json_file(path: Path, data: dict, what: str, indent: int | None = 1) -> None:
+    """`data` as JSON at `path`, written whole or not at all (through path.tmp, removed if the
+    write fails); a write the disk refuses is a StoreError naming `what` and the file."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, indent=indent))
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise StoreError(f"{path}: cannot write the {what} ({exc.strerror or exc})") from None
+
+
 def _write_json_atomic(path: Path, data: dict, reserve: int = 0) -> None:
     text = json.dumps(data, indent=2, default=str) + " " * reserve + "\n"
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -177,7 +194,10 @@ def load_records(path: str | Path) -> list[Record]:
     records: list[Record] = []
     if not p.exists():
         return records
-    lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    try:
+        lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise UsageError(f"{p}: cannot read the records ({exc.strerror or exc})") from None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue

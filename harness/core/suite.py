@@ -29,6 +29,7 @@ Every problem is reported as one line naming the file and the key, and the CLI e
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -46,7 +47,8 @@ CASE_KEYS = {"id", "kind", "params", "matrix", "threads", "cpus", "timeout", "bu
 MAX_SECONDS = 86_400.0  # timeout, budget, warm-up: a day
 MAX_SAMPLES = 10_000_000
 MAX_PROCESSES = 100
-MAX_CASES = 10_000  # cases one suite file expands to
+MAX_CASES = 10_000  # cases one suite file expands to, its includes' cases counted
+MAX_INCLUDES = 100  # suite files one load reads, the same file counted each time it is included
 MAX_TEXT = 10_000  # characters of a name or description
 _POLICY = TimingPolicy()
 # A suite key's default; the timing keys take theirs from TimingPolicy (one home).
@@ -98,6 +100,15 @@ class Suite:
     description: str
     cases: list[Case]
     path: Path | None = None
+
+
+@dataclass
+class _Loading:
+    """What one load_suite has read so far, over all its includes: each bound is checked as
+    the suite grows, so a file including another thousands of times stops at the bound."""
+
+    files: int = 0
+    cases: int = 0
 
 
 def _fail(where: str, what: str):
@@ -254,8 +265,10 @@ def expand_case(where: str, raw: dict, defaults: dict, allowed: list[int]) -> li
     return cases
 
 
-def parse_suite(data, source: str, allowed: list[int] | None = None, _including: tuple = ()) -> Suite:
+def parse_suite(data, source: str, allowed: list[int] | None = None, _including: tuple = (),
+                _loading: _Loading | None = None) -> Suite:
     allowed = allowed if allowed is not None else system.available_cpus()
+    loading = _loading if _loading is not None else _Loading()
     if not isinstance(data, dict):
         _fail(source, "a suite file must be a mapping with a 'cases' list")
     unknown = sorted(set(data) - TOP_KEYS)
@@ -278,13 +291,18 @@ def parse_suite(data, source: str, allowed: list[int] | None = None, _including:
         path = Path(source).parent / name
         if not path.exists():
             _fail(f"{source}: include", f"no such suite file {path}")
-        cases.extend(load_suite(path, allowed, _including).cases)
+        if loading.files >= MAX_INCLUDES:
+            _fail(f"{source}: include", f"more than {MAX_INCLUDES} suite files to read (each include counted "
+                                        "every time it is reached)")
+        cases.extend(load_suite(path, allowed, _including, loading).cases)
     for i, raw in enumerate(raw_cases):
-        cases.extend(expand_case(f"{source}: cases[{i}]", raw, defaults, allowed))
-        if len(cases) > MAX_CASES:
-            _fail(f"{source}: cases[{i}]", f"the suite expands to more than {MAX_CASES} cases")
-    ids = [c.case_id for c in cases]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
+        expanded = expand_case(f"{source}: cases[{i}]", raw, defaults, allowed)
+        cases.extend(expanded)
+        loading.cases += len(expanded)
+        if loading.cases > MAX_CASES:
+            _fail(f"{source}: cases[{i}]", f"the suite expands to more than {MAX_CASES} cases (its includes counted)")
+    counts = collections.Counter(c.case_id for c in cases)
+    dupes = sorted(i for i, n in counts.items() if n > 1)
     if dupes:
         _fail(f"{source}: cases", f"duplicate case id {dupes[0]!r}; give each case a distinct 'id'")
     name = data.get("name", Path(source).stem)
@@ -296,8 +314,11 @@ def parse_suite(data, source: str, allowed: list[int] | None = None, _including:
     return Suite(name=name, description=description, cases=cases)
 
 
-def load_suite(path: str | Path, allowed: list[int] | None = None, _including: tuple = ()) -> Suite:
+def load_suite(path: str | Path, allowed: list[int] | None = None, _including: tuple = (),
+               _loading: _Loading | None = None) -> Suite:
     path = Path(path)
+    loading = _loading if _loading is not None else _Loading()
+    loading.files += 1
     if not path.exists():
         bundled = Path(__file__).resolve().parents[2] / "suites" / path.name
         hint = f" (did you mean suites/{path.name}?)" if bundled.exists() and path != bundled else ""
@@ -305,6 +326,6 @@ def load_suite(path: str | Path, allowed: list[int] | None = None, _including: t
     if path.resolve() in _including:
         raise UsageError(f"{path}: includes itself (through {' -> '.join(p.name for p in _including)})")
     data = suite_file.read(path)
-    suite = parse_suite(data, str(path), allowed, _including + (path.resolve(),))
+    suite = parse_suite(data, str(path), allowed, _including + (path.resolve(),), loading)
     suite.path = path
     return suite

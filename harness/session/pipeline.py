@@ -15,8 +15,11 @@ main job places its ops against what its own probes measured minutes before):
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,8 +29,9 @@ from harness.analysis import snapshot as snapshots
 from harness.analysis.placement import placer
 from harness.core.records import Manifest, Record
 from harness.core.runner import run_cases
+from harness.core.errors import UsageError
 from harness.core.store import RunStore, StoreError, git_revision
-from harness.core.suite import Case, Suite
+from harness.core.suite import MAX_SECONDS, Case, Suite
 from harness.presentation.report import write_report
 from harness.session.progress import Progress
 
@@ -53,6 +57,34 @@ def health_context(fp: dict) -> profiles.HealthContext:
                                   (fp.get("cpu") or {}).get("physical_cores") or 1)
 
 
+def _ending(exc: BaseException) -> tuple[str, str | None]:
+    """(manifest status, stop reason) of a run ended by `exc`: a disk that refused a write
+    stopped it, anything else (Ctrl-C, SIGTERM, a bug) interrupted it."""
+    if isinstance(exc, StoreError):
+        return "stopped", str(exc)
+    return "interrupted", None
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM wait for the end of the block, then take effect as they would have
+    (a handler that raises raises there). Python runs signal handlers in the main thread
+    only, so elsewhere there is nothing to hold."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    before = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+              for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        for sig in caught:
+            signal.raise_signal(sig)
+
+
 def _retry(case: Case, attempt: int) -> Case:
     return dataclasses.replace(case, attempt=attempt, fresh_process=True)
 
@@ -65,21 +97,32 @@ class Session:
         self.results = Path(results)
         self.fp = fpmod.fingerprint()
         self.device = fpmod.device_slug(self.fp)
-        self.store = RunStore.create(self.results, self.device, suite.name)
+        # Read before the run folder exists: a profile this harness cannot read stops here.
         self.profile_file = profiles.profile_path(self.results, self.device)
         self.profile = profiles.load_profile(self.profile_file)
         self.blas = blas_library(self.fp)
-        self.snapshot = snapshots.take(self.profile, self.fp, self.profile_file if self.profile else None, self.blas)
-        snapshots.write(self.store.path, self.snapshot)
-        self.progress = Progress(suite.cases, suite.name, enabled=progress)
+        revision = git_revision(ROOT)
         self.records: list[Record] = []
-        self.store.write_manifest(Manifest(
-            run_id=self.store.run_id, status="running",
-            suite={"name": suite.name, "description": suite.description,
-                   "path": str(suite.path) if suite.path else None, "cases": [c.to_dict() for c in suite.cases]},
-            command_line=list(argv if argv is not None else sys.argv), git_revision=git_revision(ROOT),
-            started_at=time.time(), fingerprint=self.fp, profile="profile.json",
-            warnings=list(self.fp["machine_state"]["warnings"])))
+        self.progress = Progress(suite.cases, suite.name, enabled=progress)
+        self.store: RunStore | None = None
+        try:
+            with signals_held():  # the run folder and its manifest come into being together
+                self.store = RunStore.create(self.results, self.device, suite.name)
+                self.store.write_manifest(Manifest(
+                    run_id=self.store.run_id, status="running",
+                    suite={"name": suite.name, "description": suite.description,
+                           "path": str(suite.path) if suite.path else None,
+                           "cases": [c.to_dict() for c in suite.cases]},
+                    command_line=list(argv if argv is not None else sys.argv), git_revision=revision,
+                    started_at=time.time(), fingerprint=self.fp, profile="profile.json",
+                    warnings=list(self.fp["machine_state"]["warnings"])))
+            self.snapshot = snapshots.take(self.profile, self.fp, self.profile_file if self.profile else None,
+                                           self.blas)
+            snapshots.write(self.store.path, self.snapshot)
+        except BaseException as exc:  # the manifest says how the run ended, whatever ended it
+            if self.store is not None:
+                self._finish(*_ending(exc))
+            raise
 
     def _run(self, cases: list[Case], enrich=None) -> list[Record]:
         done = run_cases(cases, self.store, on_start=self.progress.start, on_record=self.progress.done, enrich=enrich)
@@ -119,18 +162,22 @@ class Session:
                     self.progress.add(case)
                 self._run(retries, enrich=placer(self.snapshot))
             status = "complete"
-        except StoreError as exc:
-            status, stop_reason = "stopped", str(exc)
+        except BaseException as exc:
+            status, stop_reason = _ending(exc)
             raise
         finally:
-            self.progress.close()
-            try:
-                self.store.update_manifest(status=status, finished_at=time.time(), stop_reason=stop_reason)
-            except StoreError as exc:  # the disk refused even that: say so, the records stand
-                print(f"warning: {exc}", file=sys.stderr)
-            self.store.close()
+            self._finish(status, stop_reason)
         self.store.report = write_report_safely(self.store.path)
         return self.store, self.records
+
+    def _finish(self, status: str, stop_reason: str | None) -> None:
+        """The manifest says how the run ended; the records file is closed."""
+        self.progress.close()
+        try:
+            self.store.update_manifest(status=status, finished_at=time.time(), stop_reason=stop_reason)
+        except UsageError as exc:  # the disk refused even that: say so, the records stand
+            print(f"warning: {exc}", file=sys.stderr)
+        self.store.close()
 
     def _update_profile(self) -> None:
         profile = self.profile or profiles.DeviceProfile(device={"slug": self.device,
@@ -161,5 +208,11 @@ def write_report_safely(run_path: Path) -> Path | None:
 
 
 def scale_budgets(suite: Suite, scale: float) -> None:
+    """Every case's sampling budget times `scale` (--budget-scale), held to the suite's bound:
+    the suite was validated before the scale applied."""
     for case in suite.cases:
-        case.policy = case.policy.scaled(scale)
+        scaled = case.policy.scaled(scale)
+        if scaled.budget_s > MAX_SECONDS:
+            raise UsageError(f"--budget-scale {scale:g}: {case.case_id}'s budget of {case.policy.budget_s:g} s "
+                             f"would become {scaled.budget_s:g} s, past the {MAX_SECONDS:g} s bound")
+        case.policy = scaled

@@ -1,5 +1,6 @@
 """The runner survives crashing, raising and hanging cases, and a killed run keeps its records."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,20 +13,27 @@ import pytest
 from support import ROOT
 from harness.core.store import RunStore, find_runs, load_manifest, load_run
 from harness.core.suite import parse_suite
-from harness.core.runner import run_cases
+from harness.core.runner import TEMP_PREFIX, remove_stale_temp_roots, run_cases
 
 FAST = "defaults: {budget: 0.05, min_samples: 3, warmup_max: 0.1, timeout: 20}\n"
 
 
-def _run(tmp_path, text):
+def _run(tmp_path, text, on_record=None):
     suite = parse_suite(__import__("yaml").safe_load(text), "test.yaml")
     store = RunStore.create(tmp_path, "dev", "test")
-    records = run_cases(suite.cases, store)
+    records = run_cases(suite.cases, store, on_record=on_record)
     store.close()
     return store, {r.case_id: r for r in records}
 
 
+def _temp_folders(pid: int, pattern: str = "") -> list[Path]:
+    """The runner's temporary folder of process `pid` (pattern "/worker-*": its workers')."""
+    return list(Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}{pid}-*{pattern}"))
+
+
 def test_crash_exception_and_hang_become_failed_records_and_the_run_completes(tmp_path):
+    # Each worker's temporary folder (its TMPDIR) is removed when the worker ends, however it ends.
+    left = {}
     store, by_id = _run(tmp_path, FAST + """
 cases:
   - {id: before, kind: diagnostic.empty}
@@ -33,7 +41,10 @@ cases:
   - {id: raises, kind: diagnostic.crash, params: {how: exception}}
   - {id: hangs, kind: diagnostic.hang, timeout: 2}
   - {id: after, kind: diagnostic.sleep, params: {seconds: 0.0001}}
-""")
+""", on_record=lambda r: left.update({r.case_id: _temp_folders(os.getpid(), "/worker-*")}))
+    assert len(left["before[t=1]"]) == 1  # its worker runs on, to crash on the next case
+    assert left["abort[t=1]"] == [] and left["hangs[t=1]"] == []  # killed (SIGABRT, SIGKILL): removed
+    assert not _temp_folders(os.getpid())  # and the runner's own folder, once it returns
     assert by_id["before[t=1]"].measured
     assert by_id["after[t=1]"].measured
     assert by_id["abort[t=1]"].status == "failed"
@@ -131,6 +142,10 @@ cases:
     # The orphaned worker dies with its parent (PR_SET_PDEATHSIG) instead of hanging on a core.
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, f"workers outlived the killed run: {alive}"
+    # A runner killed with SIGKILL cannot clean up: the next run removes what it left.
+    assert _temp_folders(proc.pid, "/worker-*")
+    remove_stale_temp_roots()
+    assert not _temp_folders(proc.pid)
 
 
 def _start_hanging_run(tmp_path, write_suite):
@@ -163,9 +178,11 @@ def test_signals_stop_the_run_keep_its_records_and_mark_it_interrupted(tmp_path,
                                                                         word):
     import psutil
 
-    started = time.time()
     proc, results = _start_hanging_run(tmp_path, write_suite)
     workers = psutil.Process(proc.pid).children(recursive=True)
+    # The hanging case's worker has a temporary folder of its own as TMPDIR.
+    (folder,) = _temp_folders(proc.pid, "/worker-*")
+    assert [w.environ().get("TMPDIR") for w in workers] == [str(folder)]
     for sig in signals:
         proc.send_signal(sig)
         time.sleep(gap)
@@ -177,9 +194,10 @@ def test_signals_stop_the_run_keep_its_records_and_mark_it_interrupted(tmp_path,
     assert load_manifest(run).status == "interrupted"
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, f"workers outlived the run: {alive}"
-    # What each worker was asked lives beside its log in the run folder, not in /tmp.
+    # What each worker was asked lives beside its log in the run folder, not in /tmp; the
+    # workers' temporary folders (killed with SIGKILL) and the runner's are removed.
     assert list((run / "logs").glob("worker-*.cases.json"))
-    assert not [p for p in Path(tempfile.gettempdir()).glob("harness-cases-*") if p.stat().st_mtime >= started]
+    assert not _temp_folders(proc.pid)
 
 
 def test_a_case_pooled_over_processes_runs_in_fresh_workers_and_pools_its_samples(tmp_path):
@@ -216,3 +234,32 @@ def test_a_signal_while_the_commands_are_still_importing_ends_quietly(tmp_path, 
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code and "Traceback" not in err, err
     assert out == ""  # it stopped before listing anything
+
+
+@pytest.mark.parametrize("where", ["between the run folder and its manifest", "freezing the snapshot"])
+def test_a_signal_while_a_session_starts_leaves_a_manifest_that_says_interrupted(tmp_path, monkeypatch, where):
+    from harness.session import pipeline
+
+    suite = parse_suite({"cases": [{"kind": "diagnostic.empty"}]}, "s.yaml")
+    if where == "freezing the snapshot":
+        def take(*args, **kwargs):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(pipeline.snapshots, "take", take)
+    else:  # Ctrl-C the moment the run folder exists: it is held back until the manifest is written
+        create = RunStore.create
+
+        def create_then_ctrl_c(*args, **kwargs):
+            store = create(*args, **kwargs)
+            os.kill(os.getpid(), signal.SIGINT)
+            assert not (store.path / "manifest.json").exists()
+            return store
+        monkeypatch.setattr(pipeline.RunStore, "create", create_then_ctrl_c)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.Session(suite, tmp_path / "r", progress=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    (run,) = [p for p in (tmp_path / "r").glob("*/*") if p.is_dir()]
+    manifest = load_manifest(run)
+    assert manifest.status == "interrupted" and manifest.finished_at
