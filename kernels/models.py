@@ -73,6 +73,7 @@ def export_onnx(name: str, batch: int = 1, image: int = 224, seed: int = 0, cach
     path = cache / f"{name}-b{batch}-{image}px-seed{seed}-torch{torch.__version__.split('+')[0]}.onnx"
     if path.exists():
         return path
+    _remove_orphans(cache, path.name)
     model = zoo.build(name, seed)
     x = torch.randn(batch, 3, image, image)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -90,6 +91,15 @@ def export_onnx(name: str, batch: int = 1, image: int = 224, seed: int = 0, cach
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _remove_orphans(cache: Path, name: str) -> None:
+    """Half-written exports of `name` whose exporting process is gone (a worker killed mid-export
+    leaves its .NAME.PID.tmp; a live one may still be writing its own)."""
+    for tmp in cache.glob(f".{name}.*.tmp"):
+        pid = tmp.name[len(name) + 2:-len(".tmp")]
+        if pid.isdigit() and not system.process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

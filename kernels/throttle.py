@@ -13,6 +13,7 @@ import time
 
 from harness.core import isa as isa_levels
 from harness.core.registry import Kind, Param
+from harness.core.stats import bootstrap_median_ci
 from harness.core.workload import Context, Workload
 from kernels.fma import MAX_ITERATIONS_FP32, FmaRun, compile_kernel
 from kernels.frequency import add_chain, reported_mhz, time_chain
@@ -86,7 +87,10 @@ def throttle_probe(params: dict, ctx: Context) -> Workload:
 
     def metrics(median_s):
         medians = [statistics.median(c) for c in per_core]
-        return {"ghz": statistics.median(medians), "ghz_per_core": medians,
+        # The interval of the median over every clock sample of the cell: a cell resting on three
+        # samples a core shows how little it is worth.
+        low, high = bootstrap_median_ci([g for core in per_core for g in core])
+        return {"ghz": statistics.median(medians), "ghz_per_core": medians, "ghz_ci95": [low, high],
                 "busy_cores": len(ctx.cpus), "samples_per_core": len(per_core[0])}
 
     def check():

@@ -180,18 +180,26 @@ class DeviceProfile:
                 first[m.run_id] = min(first.get(m.run_id, m.measured_at or 0), m.measured_at or 0)
         return sorted(first, key=lambda r: (first[r], r))
 
-    def in_force(self, blas_library: str | None = None) -> list[Ceiling]:
-        """The ceiling in force for every key that has a healthy recent measurement."""
+    def recent(self, blas_library: str | None = None) -> dict[tuple, list[CeilingMeasurement]]:
+        """Per ceiling key, every measurement (healthy or not) of the RECENT_RUNS most recent runs
+        that measured it, oldest first: what the rule chooses from (for BLAS, with this library)."""
         by_key: dict[tuple, list[CeilingMeasurement]] = {}
-        for m in self.measurements:
+        for m in sorted(self.measurements, key=lambda m: m.measured_at or 0):
             by_key.setdefault(m.key, []).append(m)
-        chosen = []
+        out = {}
         for key, history in by_key.items():
             if key[2] == "blas" and blas_library:
                 history = [m for m in history if m.library in (None, blas_library)]
-            runs = list(dict.fromkeys(m.run_id for m in sorted(history, key=lambda m: m.measured_at or 0)))
-            recent = set(runs[-RECENT_RUNS:])
-            candidates = [m for m in history if m.run_id in recent and m.healthy]
+            recent = set(list(dict.fromkeys(m.run_id for m in history))[-RECENT_RUNS:])
+            out[key] = [m for m in history if m.run_id in recent]
+        return out
+
+    def in_force(self, blas_library: str | None = None) -> list[Ceiling]:
+        """The ceiling in force for every key that has a healthy recent measurement."""
+        chosen = []
+        for key, history in self.recent(blas_library).items():
+            recent = {m.run_id for m in history}
+            candidates = [m for m in history if m.healthy]
             if not candidates:
                 continue
             best = max(candidates, key=lambda m: m.value)

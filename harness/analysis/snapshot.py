@@ -62,6 +62,9 @@ class Snapshot:
     rule: str = RULE
     profile_path: str | None = None
     taken_at: float | None = None
+    # The measurements the rule chose from (profile.recent), with their health: what a report
+    # shows as each ceiling's history and as a probe run's own measurements.
+    history: list[dict] = field(default_factory=list)
     kind: str = "snapshot"
     schema_version: int = SNAPSHOT_SCHEMA
 
@@ -169,6 +172,7 @@ def take(profile: DeviceProfile | None, fingerprint: dict, profile_path: str | P
                 "gpus": fingerprint.get("gpus") or []},
         nominal=nominal_peaks(fingerprint), ceilings=ceilings, cache_capacity=capacity,
         plateaus=list(profile.plateaus) if profile else [], sweep=list(profile.sweep) if profile else [],
+        history=[dataclasses.asdict(m) for ms in (profile.recent(blas_library).values() if profile else []) for m in ms],
         profile_path=str(profile_path) if profile_path else None, taken_at=time.time() if live else None)
 
 

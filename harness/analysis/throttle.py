@@ -12,19 +12,25 @@ from harness.core.isa import LOAD_LEVELS
 from harness.core.records import Record, final
 
 
+COLUMNS = ["busy_cores", "isa", "mhz", "mhz_low", "mhz_high", "mhz_ci_low", "mhz_ci_high", "samples", "status"]
+
+
 def throttle_cells(records: list[Record]) -> pd.DataFrame:
-    """One row per cell: busy cores, ISA level, median MHz, and the spread of the per-core
-    samples behind it (MHz at p10 and p90 of every clock sample of the cell), samples, status."""
+    """One row per cell: busy cores, ISA level, median MHz, the range of the busy cores' medians
+    (low, high), the 95% confidence interval of the median over every clock sample of the cell
+    (where the record has it), clock samples per core, status."""
     rows = []
     for r in final(records):
         if r.kind != "probe.throttle" or not r.measured:
             continue
         per_core = r.metrics.get("ghz_per_core") or []
+        ci = r.metrics.get("ghz_ci95") or [None, None]
         rows.append({"busy_cores": r.threads, "isa": r.params["isa"], "mhz": 1000 * r.metrics["ghz"],
                      "mhz_low": 1000 * min(per_core) if per_core else None,
                      "mhz_high": 1000 * max(per_core) if per_core else None,
+                     "mhz_ci_low": 1000 * ci[0] if ci[0] else None, "mhz_ci_high": 1000 * ci[1] if ci[1] else None,
                      "samples": r.metrics.get("samples_per_core"), "status": r.status})
-    return pd.DataFrame(rows, columns=["busy_cores", "isa", "mhz", "mhz_low", "mhz_high", "samples", "status"])
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def throttle_table(records: list[Record]) -> pd.DataFrame:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from harness.core import conditions, records
+from harness.core import conditions, records, system
 from harness.core.records import Record
 from harness.core.store import RunStore, StoreError
 from harness.core.suite import Case
@@ -75,16 +75,6 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
 def _temp_folder(prefix: str, parent: Path | None = None) -> Path:
     try:
         return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
@@ -98,7 +88,7 @@ def remove_stale_temp_roots() -> None:
     to clean up); the folder's name carries its runner's process id."""
     for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
         pid = path.name[len(TEMP_PREFIX):].partition("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not system.process_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 

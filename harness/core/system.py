@@ -235,6 +235,17 @@ def cgroup_room() -> int | None:
     return None
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (another user's counts: it cannot be signalled)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def cpu_busy_percent(interval: float) -> list[float]:
     """Each CPU's busy share (all processes) over the next `interval` seconds, from /proc/stat."""
     return psutil.cpu_percent(interval=interval, percpu=True)

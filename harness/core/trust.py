@@ -9,7 +9,8 @@ Suspect when, over the case:
 - the hypervisor stole more than STEAL_WARN_FRACTION of the timed region;
 - the core clock read before and after the timed region moved by more than CLOCK_MOVE.
 Noise above NOISY_CV, page faults in the timed region, a warm-up that never settled,
-many outliers and an affinity that differs from the one asked for are warnings only.
+many outliers and an affinity that differs from the one asked for are warnings only. A kind
+whose call lasts a set time (SET_DURATION_KINDS) is judged by load, steal and clock alone.
 """
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ SUSPECT_CV = 0.25
 # The core clock may move this much (relative) between the reads after warm-up and after the
 # samples. A 20 ms add chain reads the clock to a few percent in a VM whose host moves it.
 CLOCK_MOVE = 0.10
+# Kinds whose call lasts a set time and whose figure is not the time (a throttle cell's is the
+# clock its busy cores read): the timing's noise, warm-up and outliers say nothing of it, and
+# the page faults of starting its threads are outside what it measures.
+SET_DURATION_KINDS = ("probe.throttle",)
 
 
 @dataclass
@@ -39,7 +44,8 @@ class Verdict:
 def assess(timing: Timing, faults: Faults, where: Conditions, affinity: list[int], cpus: list[int],
            kind: str) -> Verdict:
     warnings, suspect = [], []
-    if faults.minor_per_call > 0 or faults.major_per_call > 0:
+    timed = kind not in SET_DURATION_KINDS
+    if timed and (faults.minor_per_call > 0 or faults.major_per_call > 0):
         warnings.append(f"page faults in the timed region: {faults.minor} minor, {faults.major} major "
                         f"({faults.minor_per_call:.3g} and {faults.major_per_call:.3g} per call)")
     for label, load in (("before", where.load_before), ("after", where.load_after)):
@@ -54,13 +60,13 @@ def assess(timing: Timing, faults: Faults, where: Conditions, affinity: list[int
     if change is not None and abs(change) > CLOCK_MOVE:
         suspect.append(f"the core clock moved {100 * change:+.1f}% over the case ({where.clock_ghz_before:.3g} -> "
                        f"{where.clock_ghz_after:.3g} GHz; limit {100 * CLOCK_MOVE:.0f}%)")
-    if not timing.warmup_converged:
+    if timed and not timing.warmup_converged:
         warnings.append(f"warm-up did not reach a steady state in {timing.warmup_samples} samples")
-    if timing.cv > SUSPECT_CV:
+    if timed and timing.cv > SUSPECT_CV:
         suspect.append(f"noisy: coefficient of variation {100 * timing.cv:.0f}% (limit {100 * SUSPECT_CV:.0f}%)")
-    elif timing.cv > NOISY_CV:
+    elif timed and timing.cv > NOISY_CV:
         warnings.append(f"noisy: coefficient of variation {100 * timing.cv:.1f}%")
-    if len(timing.outliers) > 0.1 * timing.n:
+    if timed and len(timing.outliers) > 0.1 * timing.n:
         warnings.append(f"{len(timing.outliers)} of {timing.n} samples are outliers")
     if sorted(affinity) != sorted(cpus):
         warnings.append(f"asked for CPUs {cpus}, got {affinity}")

@@ -29,7 +29,7 @@ from harness.core.errors import UsageError
 from harness.core.records import Record, final
 from harness.core.store import load_records, resolve_run
 from harness.presentation import plots
-from harness.presentation.document import render_html, render_markdown, table
+from harness.presentation.document import plot_blocks, render_html, render_markdown, table
 from harness.core.text import fmt_time
 
 ALPHA = 0.05
@@ -199,9 +199,8 @@ def write_comparison(df, out: Path) -> list[Path]:
               table(headers, lines, numeric={i for i, h in enumerate(headers)
                                               if h.startswith(("median", "ratio", "p", "threads"))})]
     written = plots.comparison_plot(df, out / "comparison")
-    for p in written:
-        if p.suffix == ".png":
-            blocks += [("h2", "Ratio per case", "ratio-per-case"), ("img", p, "ratio per case")]
+    if written:
+        blocks += [("h2", "Ratio per case", "ratio-per-case"), *plot_blocks(written, "ratio per case")]
     title = "Comparison: " + " vs ".join(labels)
     subtitle = f"{len(lines)} cases across {len(labels)} runs; baseline {labels[0] if labels else '?'}"
     html_path, md_path, csv_path = out / "comparison.html", out / "comparison.md", out / "comparison.csv"

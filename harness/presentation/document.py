@@ -11,7 +11,7 @@ from pathlib import Path
 
 # A document is a list of blocks, rendered once as HTML and once as Markdown so the two
 # files never disagree:
-#   ("h2", text, anchor) ("p", text) ("note", text) ("list", [text]) ("pre", text)
+#   ("h2", text, anchor) ("h3", text) ("p", text) ("note", text) ("list", [text]) ("pre", text)
 #   ("table", headers or None, rows, numeric column indices, small column indices, note column)
 #   where the note column (long text: warnings, reasons) becomes a full-width line under
 #   its row in HTML, so that it does not squeeze the numbers into tall narrow cells
@@ -24,6 +24,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; ma
        max-width: 1400px; padding: 1.5em 2em 4em; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 2px solid #ddd; padding-bottom: 0.2em; }
+h3 { font-size: 1.05em; margin-top: 1.4em; }
 div.scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.88em; }
 th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
@@ -62,6 +63,8 @@ def render_html(title: str, subtitle: str, blocks: list) -> str:
         kind = block[0]
         if kind == "h2":
             out.append(f'<h2 id="{block[2]}">{esc(block[1])}</h2>')
+        elif kind == "h3":
+            out.append(f"<h3>{esc(block[1])}</h3>")
         elif kind == "p":
             out.append(f"<p>{esc(block[1])}</p>")
         elif kind == "note":
@@ -121,6 +124,8 @@ def render_markdown(title: str, subtitle: str, blocks: list, base: Path) -> str:
         kind = block[0]
         if kind == "h2":
             out += [f"## {block[1]}", ""]
+        elif kind == "h3":
+            out += [f"### {block[1]}", ""]
         elif kind in ("p", "note"):
             out += [block[1] if kind == "p" else f"*{block[1]}*", ""]
         elif kind == "list":

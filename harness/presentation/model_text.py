@@ -70,7 +70,12 @@ def framework_of(record: Record) -> str:
     return record.params.get("framework", "eager")
 
 
-def format_timings(records: list[Record]) -> str:
+TIMING_HEADERS = ["framework", "threads", "batch", "status", "latency", "CV", "images/s", "FLOP/s", "one-off setup",
+                  "first run", "of roofline", "note"]
+TIMING_NUMERIC = {1, 2, 4, 5, 6, 7}
+
+
+def timing_rows(records: list[Record]) -> list[list]:
     """Latency and throughput per framework, threads and batch; one-off costs apart."""
     rows = []
     order = {fw: i for i, fw in enumerate(FRAMEWORK_ORDER)}
@@ -85,10 +90,14 @@ def format_timings(records: list[Record]) -> str:
         setup = info.get("compile_s") or info.get("session_create_s")
         setup_label = ("compile " if "compile_s" in info else "session ") + fmt_time(setup) if setup else ""
         rows.append([framework_of(r), r.threads, batch, r.status, fmt_time(t.median), noisy_cv(r),
-                     f"{m['throughput_per_s']:.4g}" if finite(m.get("throughput_per_s")) else "-", fmt_si(m.get("flops_per_s"), "FLOP/s"), setup_label,
+                     f"{m['throughput_per_s']:.4g}" if finite(m.get("throughput_per_s")) else "-",
+                     fmt_si(m.get("flops_per_s"), "FLOP/s"), setup_label,
                      fmt_time(t.first_call_s), roof_cell(r), f"{len(r.warnings)} warnings" if r.warnings else ""])
-    return format_table(["framework", "threads", "batch", "status", "latency", "CV", "images/s", "FLOP/s",
-                         "one-off setup", "first run", "of roofline", "note"], rows, align_right={1, 2, 4, 5, 6, 7})
+    return rows
+
+
+def format_timings(records: list[Record]) -> str:
+    return format_table(TIMING_HEADERS, timing_rows(records), align_right=TIMING_NUMERIC)
 
 
 def source_cell(r: dict) -> str:
@@ -111,15 +120,23 @@ def format_uncosted(table: LayerTable) -> str:
         + f" ({fmt_pct(g['time_share'], 2)} of the layer time)" for g in groups)
 
 
-def format_layer_table(table: LayerTable, top: int = 10) -> str:
-    """The per-layer text: top layers by time (with the original nodes each came from), time
-    per op type, sum of layers against the whole model, bottlenecks, the uncosted layers'
-    share of the time."""
+LAYER_HEADERS = ["layer", "original nodes", "op", "time", "share", "CV", "FLOPs", "bytes", "FLOP/B", "attained",
+                 "bound", "level", "of roof"]
+LAYER_NUMERIC = {3, 4, 5, 6, 7, 8, 9, 12}
+OP_HEADERS = ["op", "layers", "time", "share", "FLOPs", "bytes", "attained"]
+OP_NUMERIC = {1, 2, 3, 4, 5, 6}
+
+
+def layer_heading(table: LayerTable) -> str:
     case = table.case
-    head = (f"{table.model} in {table.framework}"
+    return (f"{table.model} in {table.framework}"
             + (f" (opt_level {case.params['opt_level']})" if case.params.get("opt_level") else "")
             + f", batch {case.params.get('batch', 1)}, {case.threads} thread{'s' if case.threads != 1 else ''}: "
             f"{len(table.layers)} layers, median of {table.runs} profiled runs")
+
+
+def layer_rows(table: LayerTable, top: int = 10) -> list[list]:
+    """The `top` layers by time, with the original nodes each came from."""
     rows = []
     for r in table.layers.sort_values("time_s", ascending=False).head(top).to_dict("records"):
         rows.append([cut(r["name"], 48), cut(source_cell(r), 40), r["op"], fmt_time(r["time_s"]),
@@ -128,23 +145,35 @@ def format_layer_table(table: LayerTable, top: int = 10) -> str:
                      "" if r["intensity"] != r["intensity"] or r["intensity"] is None else f"{r['intensity']:.3g}",
                      fmt_si(r["attained_flops_per_s"], "FLOP/s"), r["bound"] or "", r["level"] or "",
                      fmt_pct(r["efficiency"], 2)])
-    lines = [head, "", format_table(["layer", "original nodes", "op", "time", "share", "CV", "FLOPs", "bytes",
-                                     "FLOP/B", "attained", "bound", "level", "of roof"], rows,
-                                    align_right={3, 4, 5, 6, 7, 8, 9, 12})]
-    op_rows = [[op, int(r["layers"]), fmt_time(r["time_s"]), fmt_pct(r["time_share"], 2), fmt_si(r["flops"], "FLOP"),
-                fmt_si(r["bytes"], "B"), fmt_si(r["attained_flops_per_s"], "FLOP/s")]
-               for op, r in table.by_op().head(8).iterrows()]
-    lines += ["", format_table(["op", "layers", "time", "share", "FLOPs", "bytes", "attained"], op_rows,
-                               align_right={1, 2, 3, 4, 5, 6}), ""]
+    return rows
+
+
+def op_rows(table: LayerTable, top: int = 8) -> list[list]:
+    """Time, FLOPs and bytes per op type."""
+    return [[op, int(r["layers"]), fmt_time(r["time_s"]), fmt_pct(r["time_share"], 2), fmt_si(r["flops"], "FLOP"),
+             fmt_si(r["bytes"], "B"), fmt_si(r["attained_flops_per_s"], "FLOP/s")]
+            for op, r in table.by_op().head(top).iterrows()]
+
+
+def layer_summary_lines(table: LayerTable) -> list[str]:
+    """The sum of layers against the whole model, the bottlenecks, the uncosted layers, the notes."""
     whole, total = table.whole_s, table.sum_layers_s
-    lines.append(f"sum of layers {fmt_time(total)} vs whole model {fmt_time(whole)} ({fmt_pct(total / whole, 2)}); "
-                 f"with the profiler on the whole model took {fmt_time(table.whole_profiled_s)} "
-                 f"(profiling overhead {table.overhead:+.0%})")
+    lines = [f"sum of layers {fmt_time(total)} vs whole model {fmt_time(whole)} ({fmt_pct(total / whole, 2)}); "
+             f"with the profiler on the whole model took {fmt_time(table.whole_profiled_s)} "
+             f"(profiling overhead {table.overhead:+.0%})"]
     lines.append("bottlenecks: " + "; ".join(
         f"{r['name']} ({r['op']}) {fmt_pct(r['time_share'], 2)} of the time, {r['bound'] or 'no cost'}"
         + (f", {fmt_pct(r['efficiency'], 2)} of its roof" if r["efficiency"] == r["efficiency"] and r["efficiency"]
            is not None else "")
         for r in table.bottlenecks(3).to_dict("records")))
     lines.append(format_uncosted(table))
-    lines += [f"note: {n}" for n in table.notes]
-    return "\n".join(lines)
+    return lines + [f"note: {n}" for n in table.notes]
+
+
+def format_layer_table(table: LayerTable, top: int = 10) -> str:
+    """The per-layer text: top layers by time (with the original nodes each came from), time
+    per op type, sum of layers against the whole model, bottlenecks, the uncosted layers'
+    share of the time."""
+    lines = [layer_heading(table), "", format_table(LAYER_HEADERS, layer_rows(table, top), align_right=LAYER_NUMERIC),
+             "", format_table(OP_HEADERS, op_rows(table), align_right=OP_NUMERIC), ""]
+    return "\n".join(lines + layer_summary_lines(table))

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.core.text import fmt_time
+from harness.core.text import fmt_bytes_binary, fmt_time
 
 BANDWIDTH_COLOURS = ["#08306b", "#2171b5", "#4292c6", "#6baed6", "#9ecae1"]
 DTYPE_COLOURS = {"float32": "#222222", "float64": "#8c510a"}
@@ -177,6 +177,118 @@ def measured_vs_theoretical_plot(df, path, title: str = "Measured against roofli
                 Patch(color="#e0e0e0", label="faster than the roof:\nceiling too low (e.g. data in cache)")]
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.74, 0.92), fontsize=8, frameon=False,
                title="efficiency = roofline time / measured", title_fontsize=8)
+    return save(fig, path)
+
+
+# --------------------------------------------------------------------------- conv: measured against roofline time
+
+
+def conv_times_plot(configs: list, path, title: str = "Measured median against roofline time") -> list[Path]:
+    """One panel per conv config, one bar per backend x thread count: the measured median as
+    the bar, the roofline (theoretical) time as a black tick across it, the efficiency above.
+
+    configs: [(panel title, [{backend, threads, measured_s, theory_s}])]; bars without a
+    roofline time get no tick."""
+    from matplotlib.lines import Line2D
+
+    configs = [(t, bars) for t, bars in configs if any(finite_positive(b["measured_s"]) for b in bars)]
+    if not configs:
+        return []
+    backends = sorted({b["backend"] for _, bars in configs for b in bars})
+    colours = family_colours(backends)
+    n = len(configs)
+    fig = figure(10, 2.8 * n + 1.2)
+    for i, (panel_title, bars) in enumerate(configs):
+        ax = fig.add_axes([0.1, 1 - (i + 1) * (0.92 / n), 0.62, 0.92 / n - 0.09])
+        bars = sorted(bars, key=lambda b: (b["threads"], b["backend"]))
+        xs = np.arange(len(bars))
+        heights = [b["measured_s"] if finite_positive(b["measured_s"]) else 0 for b in bars]
+        ax.bar(xs, heights, color=[colours[b["backend"]] for b in bars], edgecolor="black", linewidth=0.5)
+        for x, b in zip(xs, bars):
+            if finite_positive(b["theory_s"]):
+                ax.plot([x - 0.42, x + 0.42], [b["theory_s"]] * 2, color="black", linewidth=2.2)
+            if finite_positive(b["theory_s"]) and finite_positive(b["measured_s"]):
+                ax.annotate(f"{100 * b['theory_s'] / b['measured_s']:.0f}%", (x, max(b["measured_s"], b["theory_s"])),
+                            xytext=(0, 3), textcoords="offset points", ha="center", fontsize=8)
+        ax.set_xticks(xs)
+        ax.set_xticklabels([f"{b['backend']}\n{b['threads']} thread{'s' if b['threads'] != 1 else ''}" for b in bars],
+                           fontsize=8)
+        top = max(max(heights), max((b["theory_s"] for b in bars if finite_positive(b["theory_s"])), default=0))
+        ax.set_ylim(0, top * 1.25)
+        ax.yaxis.set_major_formatter(_time_formatter())
+        ax.set_ylabel("time per call")
+        ax.set_title(panel_title, fontsize=9)
+        ax.grid(True, axis="y", color="#dddddd", linewidth=0.6)
+    handles = [Line2D([], [], linestyle="", marker="s", markersize=9, markerfacecolor=colours[b],
+                      markeredgecolor="black", label=f"{b}: measured median") for b in backends]
+    handles.append(Line2D([], [], color="black", linewidth=2.2, label="roofline time"))
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.74, 0.97), fontsize=8, frameon=False,
+               title=f"{title}\n(% = roofline time / measured)", title_fontsize=8)
+    return save(fig, path)
+
+
+def finite_positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def _time_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: fmt_time(v) if v > 0 else "0")
+
+
+# --------------------------------------------------------------------------- working-set sweep
+
+
+def sweep_plot(points: list[dict], plateaus: list[dict], capacity: dict, path,
+               title: str = "Bandwidth by working-set size") -> list[Path]:
+    """Best-of bandwidth against working-set size (log-log), one line per (op, threads), the
+    plateaus found drawn as flat segments with their level, and the cache capacity each
+    thread count holds as dotted vertical lines (capacity: threads -> {level: bytes})."""
+    from matplotlib.ticker import FuncFormatter
+
+    curves: dict[tuple, list[dict]] = {}
+    for p in points:
+        curves.setdefault((p["op"], p["threads"]), []).append(p)
+    if not curves:
+        return []
+    fig = figure(10, 6)
+    ax = fig.add_axes([0.1, 0.1, 0.6, 0.82])
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    colours = family_colours([f"{op}, {t} thread{'s' if t != 1 else ''}" for op, t in curves])
+    for (op, threads), pts in sorted(curves.items()):
+        label = f"{op}, {threads} thread{'s' if threads != 1 else ''}"
+        pts = sorted(pts, key=lambda p: p["bytes"])
+        xs, ys = [p["bytes"] for p in pts], [p["bytes_per_s"] / 1e9 for p in pts]
+        ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=1.2, color=colours[label], label=label)
+        suspect = [(x, y) for p, x, y in zip(pts, xs, ys) if p.get("suspect")]
+        if suspect:
+            ax.scatter(*zip(*suspect), marker="x", color="#d62728", s=30, zorder=5)
+        for plateau in (p for p in plateaus if p["op"] == op and p["threads"] == threads):
+            level_y = plateau["median_gbs"]
+            ax.plot([plateau["first_bytes"], plateau["last_bytes"]], [level_y] * 2, color=colours[label],
+                    linewidth=4, alpha=0.35, solid_capstyle="butt")
+            ax.annotate(plateau["level"], (plateau["first_bytes"], level_y), xytext=(0, 5),
+                        textcoords="offset points", fontsize=8, color=colours[label])
+    seen = set()
+    for threads, levels in sorted((capacity or {}).items()):
+        for level, size in (levels or {}).items():
+            if size in seen or not size:
+                continue
+            seen.add(size)
+            ax.axvline(size, color="#999999", linestyle=":", linewidth=0.8)
+            ax.annotate(f"{level} {fmt_bytes_binary(size)} ({threads}t)", (size, 1), xytext=(2, -4),
+                        xycoords=("data", "axes fraction"), textcoords="offset points", rotation=90, fontsize=7,
+                        va="top", color="#777777")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_bytes_binary(v)))
+    plain_log_ticks(ax.yaxis)
+    ax.set_xlabel("working set (KiB, MiB: binary units)")
+    ax.set_ylabel("bandwidth, GB/s (1e9 bytes/s)")
+    ax.set_title(title)
+    ax.grid(True, which="major", color="#dddddd", linewidth=0.6)
+    fig.legend(loc="upper left", bbox_to_anchor=(0.72, 0.92), fontsize=8, frameon=False,
+               title="best repetition per size;\nx = a suspect measurement", title_fontsize=8)
     return save(fig, path)
 
 

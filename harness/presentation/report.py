@@ -21,7 +21,6 @@ from pathlib import Path
 from harness.analysis import snapshot as snapshots
 from harness.analysis.placement import place
 from harness.analysis.snapshot import Snapshot
-from harness.analysis.throttle import throttle_table
 from harness.core.errors import UsageError
 from harness.core.records import Manifest, Record, final
 from harness.core.store import load_manifest, load_records, resolve_run
@@ -29,7 +28,7 @@ from harness.presentation import plots
 from harness.presentation.advice import group_warnings, where
 from harness.presentation.console import figure_of
 from harness.presentation.document import h2, plot_blocks, render_html, render_markdown, table
-from harness.presentation.model_text import params_breakdown
+from harness.presentation.report_content import conv_blocks, model_blocks, probe_blocks, throttle_blocks
 from harness.presentation.roofline_plot import roofline_panels, roofline_plot
 from harness.core.text import fmt_bytes_binary, fmt_pct, fmt_si, fmt_time, plural
 
@@ -195,34 +194,6 @@ def _top_ops_section(records: list[Record], top: int) -> list:
     return blocks
 
 
-def _models_section(records: list[Record]) -> list:
-    """The four size metrics of each model case, as `harness model` prints them."""
-    models = [r for r in records if r.measured and (r.info or {}).get("four_metrics")]
-    if not models:
-        return []
-    foot = next((r.info["footprint"] for r in records if r.kind == "model.footprint" and r.measured
-                 and (r.info or {}).get("footprint")), None)
-    rows = []
-    for r in models:
-        m = r.info["four_metrics"]
-        rows.append([r.case_id, fmt_si(m.get("flops"), "FLOP"), f"{m.get('params', 0):,}",
-                     params_breakdown(m["params_by_op"]) if m.get("params_by_op") else "",
-                     fmt_si(m.get("memory_access_bytes"), "B"), f"{m.get('intensity', 0):.3g}",
-                     fmt_si(m.get("activation_peak_bytes"), "B")])
-    blocks = [h2("Models"),
-              ("p", "Per forward pass: FLOPs (a multiply-add is 2), parameters (an ONNX file's weights wherever "
-                    "they live, by the op type that reads them), memory access (every op's inputs, weights and "
-                    "output moved once), intensity in FLOP/byte, and the activation high-water mark."),
-              table(["case", "FLOPs", "parameters", "parameters by op type", "memory access", "intensity",
-                     "activation high-water"], rows, numeric={1, 2, 4, 5, 6})]
-    if foot:
-        blocks.append(("p", f"Memory footprint ({foot.get('runtime')}, 1 thread, fresh process): "
-                            f"{fmt_si(foot.get('footprint_bytes'), 'B')} peak while running above the runtime's "
-                            f"{fmt_si(foot.get('rss_runtime_bytes'), 'B')}; weights "
-                            f"{fmt_si(foot.get('weights_bytes'), 'B')}."))
-    return blocks
-
-
 def _summary_section(records: list[Record]) -> list:
     rows = []
     for r in records:
@@ -260,29 +231,6 @@ def _failed_section(records: list[Record]) -> list:
     return blocks
 
 
-def _throttle_blocks(records: list[Record], folder: Path) -> list:
-    frame = throttle_table(records)
-    if frame.empty:
-        return []
-    rows = []
-    first = frame.iloc[0]
-    for cores, row in frame.iterrows():
-        cells = [cores]
-        for col in frame.columns:
-            mhz = row[col]
-            change = "" if cores == frame.index[0] or not first[col] else f" ({100 * (mhz - first[col]) / first[col]:+.1f}%)"
-            cells.append(f"{mhz:.0f} MHz{change}" if mhz == mhz else "")
-        rows.append(cells)
-    headers = ["busy cores"] + [("Normal (none)" if c == "none" else str(c).upper()) for c in frame.columns]
-    blocks = [h2("Throttling"),
-              ("p", "Median core clock from a dependent add chain on each busy core right after a burst at the ISA "
-                    "level; (%) is the change from the 1-core figure of the column."),
-              table(headers, rows, numeric=set(range(len(headers))))]
-    blocks += [("img", p, "throttle heat map") for p in plots.throttle_heatmap(frame, folder / "throttle")
-               if p.suffix == ".png"]
-    return blocks
-
-
 def _plot_blocks(records: list[Record], snap: Snapshot, folder: Path) -> list:
     blocks = []
     panels = roofline_panels(records, snap)
@@ -302,14 +250,13 @@ def _plot_blocks(records: list[Record], snap: Snapshot, folder: Path) -> list:
     if written:
         blocks.append(("p", "Measured median against roofline time per op: points on the black line run at the "
                             "roof; each band below it is a step down in efficiency."))
-        blocks += [("img", p, "measured against theoretical time") for p in written if p.suffix == ".png"]
-    blocks += _throttle_blocks(records, folder)
+        blocks += plot_blocks(written, "measured against theoretical time")
     written = plots.thread_scaling_plot([r for r in records if r.measured], folder / "thread-scaling")
     if written:
         blocks += [h2("Thread scaling"),
                    ("p", "Speed-up of each case run at several thread counts over its run with the fewest threads "
                          "(FLOP/s, else bytes/s, else calls per second); the dashed line is linear scaling.")]
-        blocks += [("img", p, "thread scaling") for p in written if p.suffix == ".png"]
+        blocks += plot_blocks(written, "thread scaling")
     return blocks
 
 
@@ -338,10 +285,17 @@ def build_report(run_path: Path, top: int = TOP_OPS) -> tuple[str, str, list]:
     blocks = [h2("Run"), table(None, overview)]
     blocks += _device_section(manifest)
     blocks += _conditions_section(manifest, records)
-    blocks += _ceilings_section(snap)
-    blocks += _top_ops_section(records, top)
-    blocks += _plot_blocks(records, snap, run_path / "plots")
-    blocks += _models_section(records)
+    folder = run_path / "plots"
+    blocks += conv_blocks(records, folder)
+    blocks += model_blocks(records)
+    blocks += probe_blocks(records, snap, manifest.run_id or run_path.name, folder)
+    blocks += throttle_blocks(records, folder)
+    ops = [r for r in records if r.roofline is not None]
+    if ops or any(r.kind.startswith("probe.") and r.kind not in NOT_OPS for r in records):
+        blocks += _ceilings_section(snap)
+    if ops:
+        blocks += _top_ops_section(records, top)
+    blocks += _plot_blocks(records, snap, folder)
     blocks += _summary_section([r for r in records if not r.kind.startswith("layer.")])
     blocks += _failed_section(records)
     blocks.append(("note", "Units: decimal SI (1 GB = 1e9 bytes, 1 GFLOP/s = 1e9 FLOP/s; KiB/MiB only for "

@@ -95,40 +95,66 @@ def format_history(profile: DeviceProfile, in_force: list[Ceiling], key_filter: 
     return "\n".join(out).rstrip()
 
 
-def format_throttle_table(frame, cells=None, hypervisor: bool = False) -> str:
-    """The throttle table with each cell's change from the 1-core figure of its column, and the
-    range of the per-core clocks behind each cell."""
-    if frame.empty:
-        return "no throttle measurements"
+# A throttle cell is flagged when its 95% interval is wider than this share of its median, or
+# when it rests on fewer clock samples per core than THROTTLE_MIN_SAMPLES.
+THROTTLE_WIDE_CI = 0.02
+THROTTLE_MIN_SAMPLES = 5
+
+
+def throttle_rows(frame, cells=None) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of the throttle table: each cell's median MHz, its change from the 1-core
+    figure of its column, the range over the busy cores, the half-width of the 95% interval of
+    the median, and a flag where the cell is suspect, noisy or thin."""
     headers = ["busy cores"] + [("Normal (none)" if c == "none" else c.upper()) for c in frame.columns]
-    spread = {}
+    facts = {}
     if cells is not None and not cells.empty:
         for _, cell in cells.iterrows():
-            if cell["mhz_low"] is not None and cell["mhz_low"] == cell["mhz_low"]:
-                spread[(cell["busy_cores"], cell["isa"])] = (cell["mhz_low"], cell["mhz_high"], cell["status"])
+            facts[(cell["busy_cores"], cell["isa"])] = cell
     first = frame.iloc[0]
     rows = []
     for cores, row in frame.iterrows():
-        cells_text = [str(cores)]
+        texts = [str(cores)]
         for col in frame.columns:
             mhz = row[col]
             if mhz != mhz:
-                cells_text.append("")
+                texts.append("")
                 continue
             text = f"{mhz:.0f} MHz"
             if cores != frame.index[0] and first[col]:
                 text += f" ({100 * (mhz - first[col]) / first[col]:+.1f}%)"
-            low_high = spread.get((cores, col))
-            if low_high and cores > 1:
-                text += f" [{low_high[0]:.0f}-{low_high[1]:.0f}]"
-            if low_high and low_high[2] == "suspect":
-                text += " (suspect)"
-            cells_text.append(text)
-        rows.append(cells_text)
+            cell = facts.get((cores, col))
+            if cell is not None:
+                if cores > 1 and _known(cell["mhz_low"]):
+                    text += f" [{cell['mhz_low']:.0f}-{cell['mhz_high']:.0f}]"
+                if _known(cell.get("mhz_ci_low")):
+                    half = (cell["mhz_ci_high"] - cell["mhz_ci_low"]) / 2
+                    text += f" ±{half:.0f}"
+                    if half > THROTTLE_WIDE_CI * mhz:
+                        text += " (noisy)"
+                if _known(cell.get("samples")) and cell["samples"] < THROTTLE_MIN_SAMPLES:
+                    text += f" ({int(cell['samples'])} samples)"
+                if cell["status"] == "suspect":
+                    text += " (suspect)"
+            texts.append(text)
+        rows.append(texts)
+    return headers, rows
+
+
+def _known(x) -> bool:
+    return x is not None and x == x
+
+
+def format_throttle_table(frame, cells=None, hypervisor: bool = False) -> str:
+    """The throttle table (throttle_rows) with what its cells mean."""
+    if frame.empty:
+        return "no throttle measurements"
+    headers, rows = throttle_rows(frame, cells)
     lines = [format_table(headers, rows), "",
              "Cells: median core clock from a dependent add chain run on each busy core right after a burst at "
              "that level; (%) is the change from the 1-core figure of the column; [low-high] the range over the "
-             "busy cores."]
+             f"busy cores; ± the half-width of the 95% interval of the median; (noisy) where that is above "
+             f"{100 * THROTTLE_WIDE_CI:.0f}% of the median, (N samples) where a core gave fewer than "
+             f"{THROTTLE_MIN_SAMPLES} clock samples."]
     if hypervisor:
         lines.append("This machine is a VM: the guest sees the clock its vCPU runs at, but the host may share the "
                      "physical cores and change their clock for reasons the guest cannot see.")

@@ -1,4 +1,6 @@
 """The documented limits past which a measurement is suspect, and the warnings below them."""
+import dataclasses
+
 from support import timing
 from harness.core.records import Conditions, Faults, Load
 from harness.core.trust import CLOCK_MOVE, SUSPECT_CV, assess
@@ -36,3 +38,12 @@ def test_below_the_limits_only_warnings():
     faulted = verdict(faults=Faults(minor=10, minor_per_call=0.1))
     assert faulted.suspect_reasons == [] and "page faults" in faulted.warnings[0]
     assert "asked for CPUs [0], got [1]" in verdict(affinity=(1,)).warnings[0]
+
+
+def test_a_throttle_cell_is_not_judged_by_the_length_of_its_set_duration_calls():
+    t = dataclasses.replace(timing([0.3, 0.3, 0.9, 0.3, 0.3]), warmup_converged=False, warmup_samples=3)
+    faults = Faults(minor=50, minor_per_call=10.0)
+    cell = assess(t, faults, Conditions(), [0], [0], "probe.throttle")
+    assert cell.warnings == [] and cell.suspect_reasons == []
+    op = assess(t, faults, Conditions(), [0], [0], "conv")
+    assert any("page faults" in w for w in op.warnings) and any("noisy" in w for w in op.suspect_reasons)

@@ -2,6 +2,7 @@
 model, exact parameter counts, memory access, footprint; the ONNX path against the torch walk."""
 from __future__ import annotations
 
+import os
 import math
 
 import pytest
@@ -269,3 +270,15 @@ def test_unknown_onnx_ops_are_listed(tmp_path):
     assert c.unknown[0]["share_of_ops"] == 0.5 and c.unknown[0]["output_elements"] == 24
     assert [l.op for l in c.layers] == ["relu"]
     assert resolve_onnx_shapes(model) == {"a": (4, 6), "b": (1, 6)}
+
+
+def test_an_export_killed_mid_write_leaves_nothing_behind_the_next_export(tmp_path):
+    from kernels.models import export_onnx
+
+    name = "mobilenet_v2-b1-64px-seed0-torch2.13.0.onnx"
+    dead = tmp_path / f".{name}.999999999.tmp"  # no such process: a worker killed mid-export
+    live = tmp_path / f".{name}.{os.getppid()}.tmp"  # another live exporter's file is left alone
+    dead.write_bytes(b"half")
+    live.write_bytes(b"half")
+    export_onnx("mobilenet_v2", 1, 64, cache_dir=tmp_path)
+    assert not dead.exists() and live.exists()

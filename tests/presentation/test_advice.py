@@ -46,3 +46,4 @@ def test_warnings_are_grouped_by_topic_and_the_unknown_kept_in_full():
                for line in lines)
     assert any(line.startswith("other (1 case: b): something nobody planned for.") for line in lines)
     assert any(line.startswith("hypervisor (the machine): ") for line in lines)
+
