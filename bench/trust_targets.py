@@ -35,8 +35,10 @@ from harness.core.text import format_table  # noqa: E402
 def harness(*args) -> subprocess.CompletedProcess:
     out = subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=ROOT, capture_output=True,
                          text=True)
+    if out.returncode != 0:  # 1: a failed case (the run stands) or a crash; either way, show why
+        print(f"harness {' '.join(map(str, args))}: exit {out.returncode}\n{out.stderr[-3000:]}", file=sys.stderr)
     if out.returncode not in (0, 1):
-        raise RuntimeError(out.stderr)
+        raise RuntimeError(f"harness {' '.join(map(str, args))}: exit {out.returncode}")
     return out
 
 

@@ -6,13 +6,27 @@ from pathlib import Path
 from harness.commands import options
 from harness.core.errors import UsageError
 from harness.core.store import resolve_run_arg
-from harness.presentation.compare import ALPHA, MIN_EFFECT, compare_runs, comparison_rows, write_comparison
-from harness.core.text import format_table
+from harness.core.text import fmt_pct, format_table
+from harness.presentation.compare import (MIN_EFFECT, POOLED_MIN_EFFECT, basis_note, compare_runs, comparison_rows,
+                                          conditions_rows, geometric_means, pivot_tables, regressions,
+                                          run_letter, write_comparison)
 
-HELP = "line up matching cases of two or more runs, with significance"
-DESCRIPTION = ("Matches cases across runs by case id (else kind, params and threads); the first run is the "
-               "baseline. Each later run's case gets the ratio of medians (> 1 = slower) and a verdict from a "
-               "Mann-Whitney U test on the samples. Writes comparison.html/.md/.csv and a plot.")
+HELP = "line up matching cases of two or more runs: ratios with intervals, verdicts, a regression gate"
+DESCRIPTION = (
+    "Matches cases across runs by case id (else kind, params and threads); the first run is the baseline. Each "
+    "later run's case gets the ratio of medians (> 1 = slower) with a 95% bootstrap interval and a verdict: "
+    "slower or faster when the ratio passes the minimum effect and the interval is clear of 1, same when the whole "
+    "interval lies within the minimum effect, unclear otherwise. Where both runs pooled fresh worker processes "
+    "(--processes K when they ran), the interval resamples the per-process medians and so holds run-to-run "
+    f"variation (minimum effect {fmt_pct(POOLED_MIN_EFFECT)}); otherwise it rests on one process's samples, which "
+    f"cannot show how a rerun would differ, and the minimum effect is {fmt_pct(MIN_EFFECT)}. Prints the geometric "
+    "mean of the ratios, tables side by side with the fastest marked, and the conditions of each run with what "
+    "differs; writes comparison.html/.md/.csv and a plot.")
+EPILOG = """\
+examples:
+  harness compare latest~1 latest               (run folders, or 'latest')
+  harness compare BASE NEW --fail-slower 10     exit 1 if any case is >10% slower beyond the noise (a CI gate)
+"""
 
 
 def add_arguments(parser) -> None:
@@ -21,19 +35,40 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", help="folder for comparison.html/.md/.csv and the plot "
                                       "(default: <results>/comparisons/<runs>)")
     options.add_results(parser)
-    parser.add_argument("--alpha", type=options.bounded_float(0.0, 1.0, low_open=True), default=ALPHA,
-                        help=f"significance level (default {ALPHA})")
-    parser.add_argument("--min-effect", type=options.bounded_float(0.0, 10.0), default=MIN_EFFECT,
-                        help=f"smallest change called faster/slower, as a fraction (default {MIN_EFFECT})")
+    parser.add_argument("--min-effect", type=options.bounded_float(0.0, 10.0), metavar="FRACTION",
+                        help=f"smallest change called faster or slower, as a fraction (default {MIN_EFFECT} for runs "
+                             f"of one process, {POOLED_MIN_EFFECT} for pooled processes)")
+    parser.add_argument("--fail-slower", type=options.bounded_float(0.0, 1e6), metavar="PCT",
+                        help="exit 1 when any matched case is slower by more than PCT percent beyond the noise (the "
+                             "low end of its 95%% interval above 1 + PCT/100)")
 
 
 def run(args) -> int:
     if len(args.runs) < 2:
         raise UsageError("compare needs at least two runs")
     paths = [resolve_run_arg(r, args.results) for r in args.runs]
-    df = compare_runs(paths, alpha=args.alpha, min_effect=args.min_effect)
+    df = compare_runs(paths, min_effect=args.min_effect)
     headers, lines = comparison_rows(df)
     print(format_table(headers, lines))
+    for label, cases in df.attrs["unmatched"].items():
+        if cases:
+            print(f"only in {label}: {len(cases)} case{'s' if len(cases) != 1 else ''} (not compared): "
+                  f"{', '.join(cases[:6])}{' ...' if len(cases) > 6 else ''}")
+    print()
+    print(basis_note(df))
+    for label, (g, n) in geometric_means(df).items():
+        print(f"geometric mean of the ratios, {label}: {g:.3f} over {n} cases "
+              f"({'slower' if g > 1 else 'faster'} by {fmt_pct(abs(g - 1))})")
+    pivots = pivot_tables(df)
+    if pivots:
+        print("\nside by side (runs: " + ", ".join(f"{run_letter(i)} = {label}" for i, label in
+                                                enumerate(df.attrs["runs"])) + "; * = the fastest of a row)")
+    for family, pivot_headers, rows in pivots:
+        print(f"\n{family}: median per case, by run, backend and threads")
+        print(format_table(pivot_headers, rows, align_right=set(range(1, len(pivot_headers)))))
+    cond_headers, cond_rows = conditions_rows(df)
+    print("\nconditions (≠ where the runs differ):")
+    print(format_table(cond_headers, cond_rows))
     if args.out:
         out = Path(args.out)
     else:
@@ -41,8 +76,15 @@ def run(args) -> int:
         name = "--".join(names[:3]) + (f"--and-{len(names) - 3}-more" if len(names) > 3 else "")
         out = paths[0].parent.parent / "comparisons" / name
     try:
-        written = write_comparison(df, out)
+        written = write_comparison(df, out, args.fail_slower)
     except OSError as exc:
         raise UsageError(f"{out}: cannot write the comparison there ({exc.strerror or exc})") from None
     print(f"\ncomparison written to {written[0]} (and .md, .csv, plot in {out})")
+    if args.fail_slower is not None:
+        bad = regressions(df, args.fail_slower)
+        if len(bad):
+            print(f"--fail-slower {args.fail_slower:g}: {len(bad)} case(s) slower beyond the noise: "
+                  + ", ".join(f"{r['case']} x{r['ratio']:.3f}" for _, r in bad.iterrows()))
+            return 1
+        print(f"--fail-slower {args.fail_slower:g}: no case slower by more than {args.fail_slower:g}% beyond the noise")
     return 0

@@ -221,12 +221,16 @@ def load_run(path: str | Path):
 
 
 def resolve_run_arg(arg: str, results: str | Path = "results") -> Path:
-    """A run folder from the command line: a path, or 'latest' for the newest under results/."""
-    if arg == "latest":
+    """A run folder from the command line: a path, 'latest' for the newest under results/, or
+    'latest~N' for the one N runs before it (as git names commits)."""
+    if arg == "latest" or arg.startswith("latest~"):
+        back = arg.partition("~")[2] or "0"
+        if not back.isdigit():
+            raise UsageError(f"{arg}: expected latest or latest~N with N a whole number")
         runs = find_runs(results)
-        if not runs:
-            raise UsageError(f"latest: no runs under {results}/")
-        return runs[-1]
+        if int(back) >= len(runs):
+            raise UsageError(f"{arg}: there are {len(runs)} runs under {results}/")
+        return runs[-1 - int(back)]
     return resolve_run(arg)
 
 

@@ -426,15 +426,14 @@ def thread_scaling_plot(df, path, title: str = "Thread scaling") -> list[Path]:
 # --------------------------------------------------------------------------- comparison
 
 
-VERDICT_COLOURS = {"slower": "#d62728", "faster": "#2ca02c", "same": "#7f7f7f",
-                   "no significant difference": "#7f7f7f"}
+VERDICT_COLOURS = {"slower": "#d62728", "faster": "#2ca02c", "same": "#7f7f7f", "unclear": "#e69f00"}
 
 
 def comparison_plot(df, path, title: str = "Median time against the first run") -> list[Path]:
-    """Ratio of each case's median to the first run's (log axis; > 1 = slower), one row per
-    case, one marker shape per later run, coloured by the verdict of the Mann-Whitney test.
+    """Ratio of each case's median to the first run's (log axis; > 1 = slower) with its 95%
+    interval as a bar, one row per case, one marker shape per later run, coloured by verdict.
 
-    df: compare_runs' DataFrame (columns case, run, run_index, ratio, verdict)."""
+    df: compare_runs' DataFrame (columns case, run, run_index, ratio, ratio_low, ratio_high, verdict)."""
     from matplotlib.lines import Line2D
 
     frame = _as_frame(df)
@@ -452,22 +451,27 @@ def comparison_plot(df, path, title: str = "Median time against the first run") 
     ax = fig.add_axes([0.3, 0.75 / height, 0.42, 1 - 1.2 / height])
     ax.set_xscale("log")
     position = {c: i for i, c in enumerate(reversed(cases))}
+    lows, highs = [], []
     for k, run in enumerate(runs):
         sub = later[later["run"] == run]
+        offset = (k - (len(runs) - 1) / 2) * 0.18
         for _, row in sub.iterrows():
-            verdict = str(row["verdict"])
-            colour = VERDICT_COLOURS.get(verdict.split(" ")[0] if verdict.startswith("same") else verdict, "#1f77b4")
-            y = position[row["case"]]
+            colour = VERDICT_COLOURS.get(str(row["verdict"]), "#1f77b4")
+            y = position[row["case"]] + offset
+            low, high = row.get("ratio_low"), row.get("ratio_high")
+            if isinstance(low, float) and low == low and low > 0:
+                ax.plot([low, high], [y, y], color=colour, linewidth=2.2, alpha=0.6, solid_capstyle="butt")
+                lows.append(low)
+                highs.append(high)
             ax.plot([row["ratio"]], [y], marker=markers[k % len(markers)],
                     color=colour, markeredgecolor="black", markeredgewidth=0.5, linestyle="", markersize=7)
             if len(runs) == 1:
-                ax.annotate(f"×{row['ratio']:.3g}", (row["ratio"], y), xytext=(7, 0), textcoords="offset points",
-                            va="center", fontsize=7.5, color="#333333")
-    ratios = later["ratio"].astype(float)
-    span = max(1.05, float(max(ratios.max(), 1 / ratios.min())) * 1.4)  # room for the ratio text
+                ax.annotate(f"×{row['ratio']:.3g}", (max(row["ratio"], high if high == high and high else 0), y),
+                            xytext=(7, 0), textcoords="offset points", va="center", fontsize=7.5, color="#333333")
+    ratios = list(later["ratio"].astype(float)) + lows + highs
+    span = max(1.05, float(max(max(ratios), 1 / min(ratios))) * 1.4)  # room for the ratio text
     ax.set_xlim(1 / span, span)
     ax.axvline(1.0, color="black", linewidth=1)
-    ax.axvspan(0.99, 1.01, color="#eeeeee", zorder=0)
     ax.set_yticks(range(len(cases)))
     ax.set_yticklabels(list(reversed(cases)), fontsize=8)
     ax.set_ylim(-0.7, len(cases) - 0.3)
@@ -479,12 +483,11 @@ def comparison_plot(df, path, title: str = "Median time against the first run") 
             ticks.append(t)
     ax.set_xticks(sorted(ticks))
     plain_log_ticks(ax.xaxis)
-    ax.set_xlabel("median time / first run's median (> 1 = slower)")
+    ax.set_xlabel("median time / first run's median (> 1 = slower); bar: 95% interval")
     ax.set_title(title)
     ax.grid(True, axis="x", color="#dddddd", linewidth=0.6)
     handles = [Line2D([], [], linestyle="", marker="o", color=c, markeredgecolor="black", label=v)
-               for v, c in (("slower", VERDICT_COLOURS["slower"]), ("faster", VERDICT_COLOURS["faster"]),
-                            ("same / no significant difference", "#7f7f7f"))]
+               for v, c in VERDICT_COLOURS.items()]
     if len(runs) > 1:
         handles += [Line2D([], [], linestyle="", marker=markers[k % len(markers)], color="#555555", label=run)
                     for k, run in enumerate(runs)]
