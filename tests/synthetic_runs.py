@@ -139,3 +139,30 @@ def synthetic_records():
     records.append(make_record("cuda-fma[t=1]", "probe.cuda_fma", {"dtype": "float32"}, 1,
                                status="skipped", error="no CUDA device"))
     return records
+
+
+def conv_records():
+    """One conv config on both backends at 1 and 2 threads, as `harness conv` stores them."""
+    shape = {"n": 1, "ic": 32, "oc": 32, "h": 14, "w": 14, "kh": 3, "kw": 3, "stride": 1, "pad": 1, "dilation": 1,
+             "groups": 1, "bias": False}
+    flops, nbytes = 3612672.0, 87040.0
+    records = []
+    for backend, path, base in (("torch", {"conv_backend": "Slow2d"}, 97e-6),
+                                ("onnxruntime", {"optimized_graph": ["a:ReorderInput", "b:Conv", "c:ReorderOutput"]},
+                                 57e-6)):
+        for threads in (1, 2):
+            r = make_record(f"conv-32x14[backend={backend},t={threads}]", "conv", {"backend": backend, **shape,
+                            "dtype": "float32"}, threads, samples(base / threads ** 0.8, seed=threads),
+                            flops=flops, nbytes=nbytes,
+                            roofline={"source": "measured", "bound": "compute", "theoretical_time_s": 40e-6 / threads,
+                                      "efficiency": 40e-6 / threads / (base / threads ** 0.8), "intensity": 41.5,
+                                      "attained_flops_per_s": flops / (base / threads ** 0.8),
+                                      "peak_flops_per_s": 9e10 * threads, "bandwidth_bytes_per_s": 2e10 * threads,
+                                      "level": "L1", "dtype": "float32"})
+            r["info"] = {"conv": shape, "backend": path}
+            records.append(r)
+    return records
+
+
+def throttle_records():
+    return [r for r in synthetic_records() if r["kind"] == "probe.throttle"]

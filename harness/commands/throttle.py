@@ -14,7 +14,8 @@ from harness.presentation.tables import format_throttle_table
 from harness.core.text import cut
 from harness.session.pipeline import exit_status, run_suite
 
-HELP = "the clock by busy cores and ISA level (the first source document's 10980XE table, for this machine)"
+HELP = ("the core clock by busy cores and instruction-set (ISA) level, as an OpenPPL talk tabulates it for the "
+        "Intel Core i9-10980XE")
 DESCRIPTION = ("Measures the core clock with 1..N cores busy at each instruction-set level, the way the first "
                "source document (an OpenPPL talk on inference speed) shows it for an Intel Core i9-10980XE: rows "
                "busy cores, columns ISA level (none = plain integer adds, the document's 'Normal'), cells MHz "

@@ -33,6 +33,13 @@ from harness.presentation.roofline_plot import roofline_panels, roofline_plot
 from harness.core.text import fmt_bytes_binary, fmt_pct, fmt_si, fmt_time, plural
 
 TOP_OPS = 15
+TERMS = ("Terms: FLOP/s = floating-point operations per second (a multiply-add counts 2 FLOPs); intensity = FLOPs "
+         "per byte moved (every tensor once); ceiling = a measured peak (FLOP/s, or bandwidth per memory level) that "
+         "ops are judged against; roofline time = max(FLOPs / peak, bytes / bandwidth); efficiency or '% of roof' = "
+         "roofline time / measured median (100% = on the roof); CV = coefficient of variation of the samples; "
+         "suspect = measured and kept, but past a documented limit of noise, load, steal or clock movement; ISA "
+         "level = the widest vector instructions used (sse 128-bit, avx2 256-bit, avx512 512-bit). Units are "
+         "decimal SI (1 GB = 1e9 bytes); KiB and MiB (1024-based) only for caches, labelled.")
 # Kinds that are not ops: their time is a probe's set duration or the timer itself.
 NOT_OPS = ("probe.throttle", "probe.frequency")
 
@@ -282,7 +289,7 @@ def build_report(run_path: Path, top: int = TOP_OPS) -> tuple[str, str, list]:
     overview = [["run folder", str(run_path)],
                 ["suite", f"{suite.get('name', '?')}: {' '.join(str(suite.get('description') or '').split())}"],
                 ["command line", " ".join(map(str, manifest.command_line))]]
-    blocks = [h2("Run"), table(None, overview)]
+    blocks = [h2("Run"), table(None, overview), ("note", TERMS)]
     blocks += _device_section(manifest)
     blocks += _conditions_section(manifest, records)
     folder = run_path / "plots"

@@ -64,10 +64,16 @@ class Panel:
         return f"{self.threads} thread{'s' if self.threads != 1 else ''}" if self.threads else "all"
 
 
+FRAMEWORKS = ("onnxruntime", "torch")
+
+
 def point_group(record) -> str:
-    """What a point is coloured by: its backend or framework, else the family of its kind."""
+    """What a point is coloured by: its backend or framework (a model's or layer's kind names
+    its framework: layer.onnxruntime), else the family of its kind."""
     params = record.params or {}
-    return str(params.get("backend") or params.get("framework") or kind_family(record.kind))
+    suffix = record.kind.rpartition(".")[2]
+    framework = {"eager": "torch", "compile": "torch.compile"}.get(params.get("framework"), params.get("framework"))
+    return str(params.get("backend") or framework or (suffix if suffix in FRAMEWORKS else kind_family(record.kind)))
 
 
 def point_name(record) -> str:
