@@ -71,9 +71,15 @@ def memory_level(snap: Snapshot, nbytes: float, threads: int | None, device: str
 
 def roof_for(record: Record, snap: Snapshot) -> Roof:
     """The ceilings `record` is placed against (compute and memory), from the snapshot."""
-    device = record.params.get("device") or "cpu"
-    threads = record.threads if device == "cpu" else None
-    dtype, notes = record.dtype, []
+    return roof_at(record.dtype, record.threads, working_set(record), snap, record.params.get("device") or "cpu")
+
+
+def roof_at(dtype: str, threads: int | None, working_set_bytes: float, snap: Snapshot, device: str = "cpu") -> Roof:
+    """The ceilings an op of `dtype` at `threads` whose working set is `working_set_bytes` is
+    placed against: what roof_for gives a record, for an op that has no record yet (a kernel
+    whose time is to be predicted)."""
+    threads = threads if device == "cpu" else None
+    notes = []
     compute, used = snap.compute(dtype, threads, device), dtype
     if compute is None and FALLBACK_DTYPE.get(dtype):
         fallback = FALLBACK_DTYPE[dtype]
@@ -81,13 +87,25 @@ def roof_for(record: Record, snap: Snapshot) -> Roof:
         if compute is not None:
             used = fallback
             notes.append(f"no {dtype} compute ceiling: placed against {fallback}'s (the FMA converts to it)")
-    bandwidth, level, why = memory_level(snap, working_set(record), threads, device)
+    bandwidth, level, why = memory_level(snap, working_set_bytes, threads, device)
     dram = snap.bandwidth("DRAM" if device == "cpu" else "HBM", threads, device)
     if compute is not None:
         return Roof(compute, compute.value, bandwidth, level, why, dram, used, "measured", notes)
     peak = snap.nominal_peak(dtype, threads) if device == "cpu" else None
     notes.append(f"no measured {dtype} compute ceiling at {threads} threads: the nominal (datasheet) peak")
     return Roof(None, peak, bandwidth, level, why, dram, used if peak else dtype, "datasheet", notes)
+
+
+def roofline_time(flops: float, nbytes: float, roof: Roof) -> float | None:
+    """max(FLOPs / peak, bytes / bandwidth) against `roof`, with whichever side is known."""
+    peak, bw = roof.peak_flops_per_s, roof.bandwidth.value if roof.bandwidth else None
+    if peak and bw:
+        return roofline_bound(flops, nbytes, peak, bw).theoretical_time_s
+    if peak and flops:
+        return flops / peak
+    if bw and nbytes:
+        return nbytes / bw
+    return None
 
 
 def _explain(eff: float, bound: str, roof: Roof, record: Record, snap: Snapshot, attained_bps: float) -> str | None:
