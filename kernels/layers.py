@@ -39,7 +39,8 @@ from harness.cost.onnx_graph import load_onnx, onnx_model_cost, parse_shapes, re
 from harness.cost.ort_kernels import cost_profiled_nodes, shape_list
 from harness.cost.torch_walk import TorchWalk, model_cost
 from kernels import zoo
-from kernels.models import export_onnx, model_memory, onnx_batch, onnx_feed, ort_value, validate_onnx_file
+from kernels.models import (ZOO_NAME_HELP, export_onnx, model_memory, onnx_batch, onnx_feed, ort_value,
+                            validate_onnx_file, validate_zoo_name)
 from kernels.ort import OPT_LEVELS, create_session
 
 BYTES_ACCOUNTING = "inputs + weights + output of the layer, each moved once"
@@ -81,7 +82,7 @@ def torch_layers(params: dict, ctx: Context) -> Workload:
 
     def layers() -> Layers:
         runs, warmup = params["runs"], params["warmup"]
-        per_run, names, walled = [], None, []
+        per_run, names, walled, shapes = [], None, [], {}
         with torch.inference_mode():
             for i in range(warmup + runs):
                 walk = TorchWalk(model, cost=False, timer=True)
@@ -90,17 +91,21 @@ def torch_layers(params: dict, ctx: Context) -> Workload:
                     model(x)
                 wall = time.perf_counter() - t0
                 if names is None:
-                    names = walk.ops
+                    names, shapes = walk.ops, walk.input_shapes
                 elif walk.ops != names:
                     raise RuntimeError("the model ran different ops on different runs; layers cannot be matched")
                 if i >= warmup:
                     per_run.append(walk.times)
                     walled.append(wall)
-        out = [LayerTiming(layer_name, op, [run[j] for run in per_run],
-                           layer_cost(costs.get(layer_name), "harness.cost.torch_walk"),
-                           layer_info(costs[layer_name]) if layer_name in costs else
-                           uncosted.get(op, {"uncosted": "no formula", "cost_error": "no cost formula for this op"}))
-               for j, (layer_name, op) in enumerate(names)]
+        out = []
+        for j, (layer_name, op) in enumerate(names):
+            if layer_name in costs:
+                info = layer_info(costs[layer_name])
+            else:
+                info = dict(uncosted.get(op, {"uncosted": "no formula", "cost_error": "no cost formula for this op"}))
+            info["input_shapes"] = shapes.get(layer_name, [])  # a conv: input, weight (and bias)
+            out.append(LayerTiming(layer_name, op, [run[j] for run in per_run],
+                                   layer_cost(costs.get(layer_name), "harness.cost.torch_walk"), info))
         # Ops without a cost: the layer table's footer gives each group's share of the time.
         return Layers(out, "TorchFunctionMode + time.perf_counter per torch call", runs, warmup,
                       float(np.median(walled)), [])
@@ -168,8 +173,10 @@ def ort_layers(params: dict, ctx: Context) -> Workload:
         for node_name, node in nodes.items():
             k = kernels[node_name]
             outputs = shape_list(node["output_shapes"])
+            # The trace's shapes of every input, initializers too (a conv: X, W and B).
             info = layer_info(k.layer, cost_source=k.how, provider=node["provider"], kernel=k.kernel,
-                              source_nodes=k.source_nodes)
+                              source_nodes=k.source_nodes,
+                              input_shapes=[list(dims) for dims, _ in shape_list(node["input_shapes"])])
             if "output_shape" not in info and outputs:
                 info["output_shape"] = list(outputs[0][0])
             if k.layer is None:
@@ -192,8 +199,7 @@ def ort_layers(params: dict, ctx: Context) -> Workload:
 def _validate(params: dict) -> None:
     if "onnx" in params and bool(params["model"]) == bool(params["onnx"]):
         raise ValueError("model: give exactly one of model (a zoo name) or onnx (a .onnx path)")
-    if params["model"] and params["model"] not in zoo.MODELS:
-        raise ValueError(f"model: unknown zoo model {params['model']!r} (known: {', '.join(zoo.MODELS)})")
+    validate_zoo_name(params)
     if params["model"] == "vit_tiny" and params["image"] != 224:
         raise ValueError("image: vit_tiny's position embedding fixes its input at 224")
     validate_onnx_file(params)
@@ -206,7 +212,7 @@ _COMMON = {"batch": Param(int, 1, min=1, max=4096, help="images per forward pass
 
 KINDS = [
     Kind("layers.torch", "kernels.layers:torch_layers",
-         {"model": Param(str, choices=tuple(zoo.MODELS), help="zoo model name"), **_COMMON},
+         {"model": Param(str, help=ZOO_NAME_HELP), **_COMMON},
          "a zoo model in torch eager, layer by layer: one record per torch-level call, with its cost",
          validate=_validate, memory=model_memory),
     Kind("layers.onnxruntime", "kernels.layers:ort_layers",

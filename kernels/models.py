@@ -47,7 +47,6 @@ from harness.cost.onnx_weights import is_float, np_dtype, onnx_input_specs, onnx
 from harness.cost.torch_walk import model_cost
 from kernels import zoo
 from kernels.ort import OPT_LEVELS, create_session
-from kernels.zoo import MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMEWORKS = ("eager", "compile")
@@ -55,6 +54,8 @@ FRAMEWORKS = ("eager", "compile")
 # (oneDNN vs ORT's MLAS, inductor's fused loops) differ by a few ulps per layer, ~1e-6 of
 # the scale over these depths; a wrong graph differs by O(1).
 TOLERANCE = 1e-3
+ZOO_NAME_HELP = (f"zoo model name: {', '.join(zoo.MODELS)}; or a calibration network "
+                 "calib-cnn-<seed>[-<focus>], calib-vit-<seed>[-<focus>] (kernels/zoo_random.py)")
 
 
 def onnx_cache_dir() -> Path:
@@ -223,7 +224,15 @@ def _onnx_estimate(path: str, mtime_ns: int, size: int, shape: str):
     return onnx_memory_estimate(model, resolve_onnx_shapes(model, parse_shapes(shape), path))
 
 
+def validate_zoo_name(params: dict) -> None:
+    """'model: ...' for a name that is neither a zoo model nor a calibration network."""
+    why = zoo.name_error(params["model"]) if params["model"] else None
+    if why:
+        raise ValueError(f"model: {why}")
+
+
 def _validate_torch(params: dict) -> None:
+    validate_zoo_name(params)
     if params["model"] == "vit_tiny" and params["image"] != 224:
         raise ValueError("image: vit_tiny's position embedding fixes its input at 224")
 
@@ -231,8 +240,7 @@ def _validate_torch(params: dict) -> None:
 def _validate_ort(params: dict) -> None:
     if bool(params["model"]) == bool(params["onnx"]):
         raise ValueError("model: give exactly one of model (a zoo name) or onnx (a .onnx path)")
-    if params["model"] and params["model"] not in MODELS:
-        raise ValueError(f"model: unknown zoo model {params['model']!r} (known: {', '.join(MODELS)})")
+    validate_zoo_name(params)
     if params["model"] == "vit_tiny" and params["image"] != 224:
         raise ValueError("image: vit_tiny's position embedding fixes its input at 224")
     validate_onnx_file(params)
@@ -419,7 +427,7 @@ def ort_model(params: dict, ctx: Context) -> Workload:
 
 KINDS = [
     Kind("model.torch", "kernels.models:torch_model",
-         {"model": Param(str, choices=tuple(MODELS), help="zoo model name"),
+         {"model": Param(str, help=ZOO_NAME_HELP),
           "batch": Param(int, 1, min=1, max=4096, help="images per forward pass"),
           "framework": Param(str, "eager", choices=FRAMEWORKS,
                              help="eager, or torch.compile (inductor; skipped with the reason if it fails here)"),

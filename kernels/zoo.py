@@ -7,10 +7,19 @@ Importing this module does not start torch; build() and repvgg_deploy() do.
     build(name, seed=0) -> torch.nn.Module in eval mode
     input_shape(name, batch=1) -> (batch, 3, 224, 224)
     repvgg_deploy(model) -> the fused deploy form of a training-form RepVGG
+    is_known(name) -> a zoo model or a calibration network's name
 
-torch and the networks (kernels/zoo_nets.py) are imported inside functions (deferred on purpose).
+Besides MODELS (the real architectures, which validation benchmarks iterate), build() takes
+the random calibration networks of kernels/zoo_random.py by name: calib-cnn-<seed>[-<focus>]
+and calib-vit-<seed>[-<focus>]. They have no published counts; their own input size is
+input_shape()'s, and like the CNNs they run at any other.
+
+torch and the networks (kernels/zoo_nets.py, kernels/zoo_random_nets.py) are imported inside
+functions (deferred on purpose).
 """
 from __future__ import annotations
+
+from kernels import zoo_random
 
 MODELS: dict[str, str] = {
     "resnet18": "ResNet-18 (He et al. 2016), torchvision layout; 11,689,512 params",
@@ -40,7 +49,12 @@ RUNTIME_BYTES = 0.5e9
 def memory_estimate(name: str, batch: int = 1, image: int = 224, copies: int = 2) -> float:
     """Bytes a process running `name` at (batch, image) needs at its peak, on the safe side:
     the runtime, `copies` of the weights (a model and its export or session), three times the
-    activation high-water (torch's allocator keeps what it freed; a reference output)."""
+    activation high-water (torch's allocator keeps what it freed; a reference output).
+    A calibration network's weights and widest point come from its recipe."""
+    if zoo_random.is_calib(name):
+        net = zoo_random.spec(name)
+        return (RUNTIME_BYTES + copies * 4 * zoo_random.weights(net)
+                + 3 * batch * zoo_random.activation_bytes(net, image))
     return RUNTIME_BYTES + copies * 4 * PARAMS[name] + 3 * batch * image * image * ACTIVATION_BYTES_PER_PIXEL
 
 
@@ -49,14 +63,34 @@ def memory_estimate(name: str, batch: int = 1, image: int = 224, copies: int = 2
 _IMAGE = 224
 
 
+def name_error(name: str) -> str | None:
+    """What is wrong with a model name, or None for a zoo model or a calibration network."""
+    if name in MODELS or zoo_random.is_calib(name):
+        return None
+    if name.startswith("calib-"):
+        try:
+            zoo_random.parse_name(name)
+        except ValueError as exc:
+            return str(exc)
+    return (f"unknown zoo model {name!r} (known: {', '.join(MODELS)}; or a calibration network "
+            "calib-cnn-<seed>[-<focus>], calib-vit-<seed>[-<focus>])")
+
+
+def is_known(name: str) -> bool:
+    return name_error(name) is None
+
+
 def _check(name: str) -> None:
-    if name not in MODELS:
-        raise KeyError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
+    why = name_error(name)
+    if why:
+        raise KeyError(why)
 
 
 def input_shape(name: str, batch: int = 1) -> tuple[int, int, int, int]:
+    """The model's own input: 224x224 for the zoo, the image drawn with a calibration network."""
     _check(name)
-    return (batch, 3, _IMAGE, _IMAGE)
+    image = zoo_random.spec(name)["image"] if zoo_random.is_calib(name) else _IMAGE
+    return (batch, 3, image, image)
 
 
 def build(name: str, seed: int = 0):
@@ -73,7 +107,12 @@ def build(name: str, seed: int = 0):
         return zoo_nets.repvgg_deploy(build("repvgg_a0", seed))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = getattr(zoo_nets, name)()
+        if zoo_random.is_calib(name):
+            from kernels import zoo_random_nets
+
+            model = zoo_random_nets.build(zoo_random.spec(name), zoo_random.CLASSES)
+        else:
+            model = getattr(zoo_nets, name)()
         zoo_nets.init_weights(model)
         # Statistics measured on a batch of 2 at the model's own input size.
         zoo_nets.calibrate_bn(model, input_shape(name, batch=2))

@@ -10,7 +10,9 @@ ViT's attention matmuls, softmax and position-embedding add. torch.fx tracing wa
 chosen because `b, c, h, w = x.shape` (ShuffleNetV2, the ViT) cannot be traced symbolically.
 Calls nested inside a caught call (F.layer_norm calling torch.layer_norm) are not seen again:
 the mode is off while its handler runs, so nothing is counted twice. The same walk, with
-`timer=True`, times each op for the per-layer profile (kernels/layers.py).
+`timer=True`, times each op for the per-layer profile (kernels/layers.py). Every row also
+keeps the shapes of the tensors the call was given (`input_shapes`, by row name: a conv's
+input, weight and bias), so a latency predictor can read kernel size and groups from them.
 
 View ops (view, flatten, transpose, permute, chunk, expand, indexing that returns a view)
 move nothing; a data op that copies (contiguous, reshape of a non-contiguous tensor, cat)
@@ -137,6 +139,7 @@ class TorchWalk:
         self.layers: list[LayerCost] = []
         self.times: list[float] = []
         self.ops: list[tuple[str, str]] = []  # (name, op) per row, for timing runs
+        self.input_shapes: dict[str, list[list[int]]] = {}  # row name -> its tensor arguments' shapes
         self.unknown: Counter = Counter()
         self.unknown_elems: Counter = Counter()
         self.reasons: dict = {}
@@ -209,6 +212,7 @@ class TorchWalk:
         elems = sum(t.numel() for t in outs)
         self.out_elems += elems
         name, module, scope = self._name(op)
+        self.input_shapes[name] = [list(t.shape) for t in _tensors(args) + _tensors(list(kwargs.values()))]
         if self.timer:
             self.times.append(dt)
             self.ops.append((name, op))

@@ -13,7 +13,7 @@ onnx = pytest.importorskip("onnx")
 from harness.cost import ops as cm  # noqa: E402
 from harness.core.errors import UsageError  # noqa: E402
 from harness.cost.onnx_graph import onnx_model_cost, parse_shapes, resolve_onnx_shapes  # noqa: E402
-from harness.cost.torch_walk import flop_counter_comparison, model_cost, zoo_model_cost  # noqa: E402
+from harness.cost.torch_walk import TorchWalk, flop_counter_comparison, model_cost, zoo_model_cost  # noqa: E402
 from kernels import zoo  # noqa: E402
 from torch import nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -129,6 +129,29 @@ def test_unknown_ops_are_listed_not_zero():
     assert 0 < unknown["logcumsumexp"]["share_of_output_elements"] < 1
     assert 0 < unknown["logcumsumexp"]["share_of_ops"] < 1
     assert [l.op for l in c.layers] == ["conv2d"]
+
+
+def test_the_walk_keeps_each_calls_input_shapes():
+    class Convs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Conv2d(3, 8, 5, stride=2, padding=2, bias=False)
+            self.grouped = nn.Conv2d(8, 8, 3, padding=1, groups=4)
+
+        def forward(self, x):
+            y = self.dense(x)
+            return torch.cat([y, self.grouped(y)], dim=1) * 0.5
+
+    model = Convs().eval()
+    walk = TorchWalk(model)
+    with torch.no_grad(), walk:
+        model(torch.randn(1, 3, 16, 16))
+    # A conv: input and weight (and bias); kernel size and groups read from the weight.
+    assert walk.input_shapes["dense"] == [[1, 3, 16, 16], [8, 3, 5, 5]]
+    assert walk.input_shapes["grouped"] == [[1, 8, 8, 8], [8, 2, 3, 3], [8]]
+    assert walk.input_shapes["cat"] == [[1, 8, 8, 8], [1, 8, 8, 8]]  # a list argument, flattened
+    assert walk.input_shapes["mul"] == [[1, 16, 8, 8]]  # the scalar is no tensor
+    assert [l.name for l in walk.layers] == ["dense", "grouped", "cat", "mul"]
 
 
 def test_activation_high_water_counts_live_tensors():

@@ -47,6 +47,14 @@ def test_torch_layers_join_cost_and_time():
     assert sum(lt.info.get("category") == "residual" for lt in profiled.layers) == 10
     assert profiled.whole_profiled_s > 0
     assert sum(lt.cost.flops for lt in profiled.layers) == w.flops
+    # Each call's tensor arguments: the stem conv's input and weight, a depthwise conv's groups
+    # seen in its weight (1 input channel per group), the residual add's two operands.
+    by_name = {lt.name: lt for lt in profiled.layers}
+    assert by_name["features.0.0"].info["input_shapes"] == [[1, 3, 64, 64], [32, 3, 3, 3]]
+    assert by_name["features.1.conv.0.0"].info["input_shapes"] == [[1, 32, 32, 32], [32, 1, 3, 3]]
+    add = next(lt for lt in profiled.layers if lt.info.get("category") == "residual")
+    assert len(add.info["input_shapes"]) == 2 and add.info["input_shapes"][0] == add.info["input_shapes"][1]
+    assert all("input_shapes" in lt.info for lt in profiled.layers)
 
 
 @pytest.mark.parametrize("level", ["disable", "all"])
@@ -62,6 +70,12 @@ def test_onnxruntime_layers_on_a_tiny_model(dynamic_onnx, level):
     extra = 2 * 4 * 16 * 16 if level == "all" else 0
     assert int(convs[0].cost.flops) == 2 * 4 * 16 * 16 * 27 * 2 + 2 * 4 * 16 * 16 + extra
     assert convs[0].info["cost_source"]
+    # The trace's input shapes: X, W and B as the kernel got them. At level all ONNX Runtime's
+    # NCHWc conv pads the output channels to its block (8 with AVX2, 16 with AVX-512).
+    x, w, b = convs[0].info["input_shapes"][:3]
+    assert x == [2, 3, 16, 16] and w[1:] == [3, 3, 3] and b == [w[0]]
+    assert w[0] == 4 if level == "disable" else w[0] >= 4
+    assert all("input_shapes" in lt.info for lt in profiled.layers)
 
 
 def test_parse_ort_profile_drops_warmup_and_splits_runs():
