@@ -16,10 +16,10 @@ from pathlib import Path
 
 from harness.analysis.layers import layer_tables
 from harness.commands import options
-from harness.core import registry, system
+from harness.core import registry
 from harness.core.errors import UsageError
 from harness.core.records import final
-from harness.core.suite import parse_suite, resolve_threads
+from harness.core.suite import parse_suite
 from harness.cost.onnx_graph import format_shape, load_onnx, onnx_model_cost, parse_shapes, resolve_onnx_shapes
 from harness.cost.onnx_weights import onnx_memory_estimate
 from harness.cost.torch_walk import zoo_model_cost
@@ -78,19 +78,6 @@ def resolve_target(text: str, shape: str | None) -> dict:
     return {"kind": "onnx", "path": str(Path(text).resolve()), "shapes": shapes}
 
 
-def _threads(values: list[str]) -> list:
-    out = []
-    for v in values:
-        if v == "all":
-            out.append("all")
-            continue
-        try:
-            out.append(int(v))
-        except ValueError:
-            raise UsageError(f"--threads {v}: expected a positive integer or 'all'") from None
-    return out
-
-
 def build_suite(target: dict, frameworks: list[str], threads: list, batches: list[int], image: int,
                 opt_level: str, budget: float, layers: bool = False, footprint: bool = True) -> dict:
     """The suite (as a dict for harness.core.suite.parse_suite) that measures the model."""
@@ -141,7 +128,7 @@ def run(args) -> int:
         wrong = [fw for fw in frameworks if fw != "onnxruntime"]
         if wrong:
             raise UsageError(f"--framework {wrong[0]}: an ONNX file runs in onnxruntime only")
-    threads = resolve_threads("--threads", _threads(args.threads), system.available_cpus())
+    threads = options.thread_counts(args.threads)
     data = build_suite(target, frameworks, threads, args.batch, args.image, args.opt_level, args.budget,
                        layers=args.layers, footprint=not args.no_footprint)
     try:  # validates every case, its memory estimate included, before anything heavy starts

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import math
 
-from harness.core.suite import MAX_SECONDS
+from harness.core import system
+from harness.core.errors import UsageError
+from harness.core.suite import MAX_SECONDS, resolve_threads
 
 MAX_THREADS = 4096
 
@@ -60,3 +62,22 @@ def add_run_options(parser) -> None:
     """--results and --no-progress: every command that makes a run takes both."""
     add_results(parser)
     add_progress(parser)
+
+
+def add_threads(parser, default=("1", "all")) -> None:
+    parser.add_argument("--threads", nargs="+", default=list(default), metavar="N",
+                        help=f"thread counts, or 'all' (default: {' '.join(default)})")
+
+
+def thread_counts(values: list[str], flag: str = "--threads") -> list[int]:
+    """The thread counts a user typed (integers or 'all'), checked against the CPUs this process may use."""
+    out: list = []
+    for v in values:
+        if v == "all":
+            out.append("all")
+            continue
+        try:
+            out.append(int(v))
+        except ValueError:
+            raise UsageError(f"{flag} {v}: expected a positive integer or 'all'") from None
+    return list(dict.fromkeys(resolve_threads(flag, out, system.available_cpus())))

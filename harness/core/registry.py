@@ -27,6 +27,7 @@ KERNEL_MODULES = (
     "kernels.models",
     "kernels.footprint",
     "kernels.layers",
+    "kernels.discover",
 )
 
 # What the rest of the harness takes from kernels/, by name (TVM's roofline registry works

@@ -33,6 +33,8 @@ CLOCK_MOVE = 0.10
 # clock its busy cores read): the timing's noise, warm-up and outliers say nothing of it, and
 # the page faults of starting its threads are outside what it measures.
 SET_DURATION_KINDS = ("probe.throttle",)
+# Kinds that time nothing (a model's kernels listed for harness predict): nothing to judge.
+UNTIMED_KINDS = ("kernels.onnxruntime", "kernels.torch")
 
 
 @dataclass
@@ -44,6 +46,8 @@ class Verdict:
 def assess(timing: Timing, faults: Faults, where: Conditions, affinity: list[int], cpus: list[int],
            kind: str) -> Verdict:
     warnings, suspect = [], []
+    if kind in UNTIMED_KINDS:
+        return Verdict(warnings, suspect)
     timed = kind not in SET_DURATION_KINDS
     if timed and (faults.minor_per_call > 0 or faults.major_per_call > 0):
         warnings.append(f"page faults in the timed region: {faults.minor} minor, {faults.major} major "

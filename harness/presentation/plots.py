@@ -292,6 +292,61 @@ def sweep_plot(points: list[dict], plateaus: list[dict], capacity: dict, path,
     return save(fig, path)
 
 
+# --------------------------------------------------------------------------- predicted against measured
+
+
+def prediction_plot(rows: list[dict], path, title: str = "Predicted against measured latency") -> list[Path]:
+    """Predicted against measured latency per model (log-log), the y = x line and the +-10%
+    band, coloured by thread count, shaped by batch; the uncalibrated baseline (sum of the
+    kernels' roofline times) as hollow markers, to show what calibration buys.
+
+    rows: predictions.json's rows (predicted_s, measured_s, baseline_s, threads, batch, model)."""
+    from matplotlib.lines import Line2D
+
+    rows = [r for r in rows if finite_positive(r.get("measured_s")) and finite_positive(r.get("predicted_s"))]
+    if not rows:
+        return []
+    values = [v for r in rows for v in (r["measured_s"], r["predicted_s"], r.get("baseline_s") or r["measured_s"])]
+    lo, hi = min(values) / 2, max(values) * 2
+    fig = figure(10, 7)
+    ax = fig.add_axes([0.1, 0.1, 0.6, 0.82])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    grid = np.geomspace(lo, hi, 50)
+    ax.fill_between(grid, grid * 0.9, grid * 1.1, color="#c7e9c0", linewidth=0, zorder=0)
+    ax.plot(grid, grid, color="black", linewidth=1)
+    threads = sorted({r["threads"] for r in rows})
+    colours = family_colours([str(t) for t in threads])
+    markers = {b: m for b, m in zip(sorted({str(r["batch"]) for r in rows}), ("o", "s", "^", "D", "v"))}
+    for r in rows:
+        colour, marker = colours[str(r["threads"])], markers[str(r["batch"])]
+        ax.scatter([r["measured_s"]], [r["predicted_s"]], c=[colour], marker=marker, s=45, edgecolors="black",
+                   linewidths=0.5, zorder=4)
+        if finite_positive(r.get("baseline_s")):
+            ax.scatter([r["measured_s"]], [r["baseline_s"]], facecolors="none", edgecolors=[colour], marker=marker,
+                       s=45, linewidths=1.0, zorder=3)
+    for r in sorted(rows, key=lambda r: -abs(r.get("error", 0)))[:6]:
+        ax.annotate(f"{r['model']} b{r['batch']} t{r['threads']}", (r["measured_s"], r["predicted_s"]),
+                    xytext=(5, -3), textcoords="offset points", fontsize=7)
+    ax.xaxis.set_major_formatter(_time_formatter())
+    ax.yaxis.set_major_formatter(_time_formatter())
+    ax.set_xlabel("measured latency")
+    ax.set_ylabel("predicted latency")
+    ax.set_title(title)
+    ax.grid(True, which="major", color="#dddddd", linewidth=0.6)
+    handles = [Line2D([], [], linestyle="", marker="o", markerfacecolor=colours[str(t)], markeredgecolor="black",
+                      label=f"{t} thread{'s' if t != 1 else ''}") for t in threads]
+    handles += [Line2D([], [], linestyle="", marker=m, color="#777777", label=f"batch {b}") for b, m in markers.items()]
+    handles += [Line2D([], [], color="black", label="y = x"),
+                Line2D([], [], color="#c7e9c0", linewidth=8, label="±10%"),
+                Line2D([], [], linestyle="", marker="o", markerfacecolor="none", markeredgecolor="#555555",
+                       label="uncalibrated: sum of roofline times")]
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.72, 0.92), fontsize=8, frameon=False)
+    return save(fig, path)
+
+
 # --------------------------------------------------------------------------- throttle
 
 

@@ -28,6 +28,7 @@ from harness.presentation import plots
 from harness.presentation.advice import group_warnings, where
 from harness.presentation.console import figure_of
 from harness.presentation.document import h2, plot_blocks, render_html, render_markdown, table
+from harness.presentation.prediction_text import prediction_blocks
 from harness.presentation.report_content import conv_blocks, model_blocks, probe_blocks, throttle_blocks
 from harness.presentation.roofline_plot import roofline_panels, roofline_plot
 from harness.core.text import fmt_bytes_binary, fmt_pct, fmt_si, fmt_time, plural
@@ -297,6 +298,7 @@ def build_report(run_path: Path, top: int = TOP_OPS) -> tuple[str, str, list]:
     blocks += model_blocks(records)
     blocks += probe_blocks(records, snap, manifest.run_id or run_path.name, folder)
     blocks += throttle_blocks(records, folder)
+    blocks += prediction_blocks(run_path, folder)
     ops = [r for r in records if r.roofline is not None]
     if ops or any(r.kind.startswith("probe.") and r.kind not in NOT_OPS for r in records):
         blocks += _ceilings_section(snap)

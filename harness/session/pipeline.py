@@ -146,7 +146,7 @@ class Session:
             done = self._run(again)
         return done
 
-    def run(self) -> tuple[RunStore, list[Record]]:
+    def run(self, report: bool = True) -> tuple[RunStore, list[Record]]:
         probes = [c for c in self.suite.cases if c.kind.startswith("probe.")]
         others = [c for c in self.suite.cases if not c.kind.startswith("probe.")]
         status, stop_reason = "interrupted", None
@@ -167,7 +167,7 @@ class Session:
             raise
         finally:
             self._finish(status, stop_reason)
-        self.store.report = write_report_safely(self.store.path)
+        self.store.report = write_report_safely(self.store.path) if report else None
         return self.store, self.records
 
     def _finish(self, status: str, stop_reason: str | None) -> None:
@@ -193,9 +193,11 @@ class Session:
         snapshots.write(self.store.path, self.snapshot)
 
 
-def run_suite(suite: Suite, results: Path, progress: bool = True, argv: list[str] | None = None):
-    """Runs a loaded suite into a new run folder; returns (store, records)."""
-    return Session(suite, results, argv, progress).run()
+def run_suite(suite: Suite, results: Path, progress: bool = True, argv: list[str] | None = None,
+              report: bool = True):
+    """Runs a loaded suite into a new run folder; returns (store, records). report=False leaves
+    the report to the caller (a command that adds to the run folder first, or none at all)."""
+    return Session(suite, results, argv, progress).run(report)
 
 
 def write_report_safely(run_path: Path) -> Path | None:

@@ -47,3 +47,10 @@ def test_a_throttle_cell_is_not_judged_by_the_length_of_its_set_duration_calls()
     assert cell.warnings == [] and cell.suspect_reasons == []
     op = assess(t, faults, Conditions(), [0], [0], "conv")
     assert any("page faults" in w for w in op.warnings) and any("noisy" in w for w in op.suspect_reasons)
+
+
+def test_a_case_that_times_nothing_is_never_judged_by_its_timing():
+    t = dataclasses.replace(timing([1e-8, 5e-8, 1e-8]), warmup_converged=False)
+    busy = Load(per_cpu_percent={"0": 90.0}, own_percent=0.0, others_percent=90.0)
+    v = assess(t, Faults(minor=3, minor_per_call=1.0), Conditions(load_before=busy), [0], [0], "kernels.onnxruntime")
+    assert v.warnings == [] and v.suspect_reasons == []
