@@ -14,7 +14,8 @@ if [ ! -f "$stamp" ]; then
   echo "setting up .venv (first run only; torch is pinned to 2.13.0)..." >&2
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip >&2
-  .venv/bin/python -m pip install -q -e . >&2
+  # [fleet]: Ray, for `harness fleet` and its tests on a local 3-node cluster
+  .venv/bin/python -m pip install -q -e '.[fleet]' >&2
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -12,12 +12,13 @@ import signal
 import sys
 import unicodedata
 
-from harness.commands import compare, conv, device, export, kinds, model, probe, profile, report, run, throttle
+from harness.commands import compare, conv, device, export, fleet, kinds, model, probe, profile, report, run, throttle
 from harness.core.errors import UsageError
 
 # name -> module: the order `harness --help` lists them in.
 COMMANDS = {"run": run, "probe": probe, "profile": profile, "conv": conv, "model": model, "throttle": throttle,
-            "report": report, "compare": compare, "export": export, "device": device, "kinds": kinds}
+            "report": report, "compare": compare, "export": export, "device": device, "kinds": kinds,
+            "fleet": fleet}
 
 EPILOG = """\
 examples:
@@ -29,6 +30,8 @@ examples:
   harness model resnet50 --layers     four size metrics, latency per framework, per-layer roofline
   harness report latest               HTML + Markdown report of the newest run
   harness compare RUN_A RUN_B         matching cases side by side
+  harness fleet run suites/quick.yaml --address HEAD:6379
+                                      the suite on every machine of a Ray cluster, one at a time per machine
 
 Units are decimal SI (1 GB = 1e9 bytes, 1 GFLOP/s = 1e9 FLOP/s); a multiply-add counts 2 FLOPs.
 """

@@ -8,8 +8,9 @@ from harness.core.errors import UsageError
 from harness.core.store import resolve_run_arg
 from harness.core.text import fmt_pct, format_table
 from harness.presentation.compare import (MIN_EFFECT, POOLED_MIN_EFFECT, basis_note, compare_runs, comparison_rows,
-                                          conditions_rows, geometric_means, pivot_tables, regressions,
+                                          conditions_rows, geometric_means, pivot_tables, regressions, roof_rows,
                                           run_letter, write_comparison)
+from harness.session.fleet_store import fleet_runs, is_fleet
 
 HELP = "line up matching cases of two or more runs: ratios with intervals, verdicts, a regression gate"
 DESCRIPTION = (
@@ -26,12 +27,14 @@ EPILOG = """\
 examples:
   harness compare latest~1 latest               (run folders, or 'latest')
   harness compare BASE NEW --fail-slower 10     exit 1 if any case is >10% slower beyond the noise (a CI gate)
+  harness compare results/fleet/<stamp>-quick   a fleet run's nodes side by side (the first node the baseline)
 """
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN",
-                        help="run folders (or 'latest'); the first is the baseline")
+                        help="run folders (or 'latest'), or fleet run folders (results/fleet/<run>: its node runs, "
+                             "in node order); the first run is the baseline")
     parser.add_argument("--out", help="folder for comparison.html/.md/.csv and the plot "
                                       "(default: <results>/comparisons/<runs>)")
     options.add_results(parser)
@@ -43,10 +46,20 @@ def add_arguments(parser) -> None:
                              "low end of its 95%% interval above 1 + PCT/100)")
 
 
+def expand(arg: str, results: str) -> list[Path]:
+    """A run folder, or a fleet run folder's node runs."""
+    if is_fleet(arg):
+        runs = fleet_runs(arg)
+        if not runs:
+            raise UsageError(f"{arg}: the fleet run links no node run (every node failed before its run began)")
+        return runs
+    return [resolve_run_arg(arg, results)]
+
+
 def run(args) -> int:
-    if len(args.runs) < 2:
-        raise UsageError("compare needs at least two runs")
-    paths = [resolve_run_arg(r, args.results) for r in args.runs]
+    paths = [p for arg in args.runs for p in expand(arg, args.results)]
+    if len(paths) < 2:
+        raise UsageError("compare needs at least two runs (a fleet run counts as its node runs)")
     df = compare_runs(paths, min_effect=args.min_effect)
     headers, lines = comparison_rows(df)
     print(format_table(headers, lines))
@@ -66,6 +79,10 @@ def run(args) -> int:
     for family, pivot_headers, rows in pivots:
         print(f"\n{family}: median per case, by run, backend and threads")
         print(format_table(pivot_headers, rows, align_right=set(range(1, len(pivot_headers)))))
+    roof = roof_rows(df)
+    if roof:
+        print("\n% of roof per run (each against its own run's ceilings):")
+        print(format_table(*roof, align_right=set(range(1, len(roof[0])))))
     cond_headers, cond_rows = conditions_rows(df)
     print("\nconditions (≠ where the runs differ):")
     print(format_table(cond_headers, cond_rows))

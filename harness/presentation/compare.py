@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import snapshot as snapshots
+from harness.analysis.fingerprint import device_slug
 from harness.core.errors import UsageError
 from harness.core.records import Manifest, Record, final
 from harness.core.store import load_manifest, load_records, resolve_run
@@ -49,6 +50,7 @@ from harness.core.text import fmt_pct, fmt_si, fmt_time
 from harness.presentation import plots
 from harness.presentation.advice import topic_of
 from harness.presentation.document import plot_blocks, render_html, render_markdown, table
+from harness.presentation.roofline_plot import roofline_panels, roofline_plot
 
 # Smallest change called slower or faster when the interval rests on one process's samples ...
 MIN_EFFECT = 0.05
@@ -58,7 +60,8 @@ RESAMPLES = 2000
 CONFIDENCE = 0.95
 
 COLUMNS = ["case_no", "case", "kind", "threads", "variant", "run", "run_index", "status", "median_s", "ci95_low_s",
-           "ci95_high_s", "n", "units", "ratio", "ratio_low", "ratio_high", "min_effect", "verdict"]
+           "ci95_high_s", "n", "units", "ratio", "ratio_low", "ratio_high", "min_effect", "verdict",
+           "roof_efficiency", "roof_bound"]
 
 
 @dataclass
@@ -200,6 +203,8 @@ def compare_runs(paths, min_effect: float | None = None) -> pd.DataFrame:
                 if record.measured:
                     t = record.timing
                     row.update(median_s=t.median, ci95_low_s=t.ci95_low, ci95_high_s=t.ci95_high, n=t.n)
+                    if record.roofline is not None and _finite(record.roofline.efficiency):
+                        row.update(roof_efficiency=record.roofline.efficiency, roof_bound=record.roofline.bound)
                     if index == 0:
                         row.update(ratio=1.0, verdict="baseline")
                     elif base.measured:
@@ -269,6 +274,31 @@ def comparison_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return headers, lines
 
 
+def roof_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]] | None:
+    """% of roof side by side: one line per matched case, each run's roofline efficiency and
+    bound (each placed against its own run's ceilings: the same op on two devices, each
+    against its own roof). None where no run placed any case."""
+    if df["roof_efficiency"].notna().sum() == 0:
+        return None
+    labels = df.attrs["runs"]
+    lines = []
+    for _, group in df.groupby("case_no", sort=True):
+        if group["roof_efficiency"].notna().sum() == 0:
+            continue
+        by_run = {row["run_index"]: row for _, row in group.iterrows()}
+        first = group.iloc[0]
+        line = [first["case"], "" if not _finite(first["threads"]) else int(first["threads"])]
+        for index in range(len(labels)):
+            row = by_run.get(index)
+            if row is None or not _finite(row["roof_efficiency"]):
+                line.append("")
+                continue
+            bound = row["roof_bound"] if isinstance(row["roof_bound"], str) else ""
+            line.append(f"{fmt_pct(row['roof_efficiency'])} {bound}".strip())
+        lines.append(line)
+    return ["case", "threads", *[f"% of roof {label}" for label in labels]], lines
+
+
 def _stem(case_id: str) -> str:
     """The case id without its thread count and backend or framework: a pivot table's row."""
     stem = re.sub(r"(?<=[\[,])(t|backend|framework)=[^,\]]*,?", "", case_id)
@@ -313,6 +343,18 @@ def _clock(records: list[Record]) -> float | None:
     return float(np.median(values)) if values else None
 
 
+def _device(fp: dict) -> str | None:
+    try:
+        return device_slug(fp)
+    except (KeyError, TypeError):
+        return None
+
+
+def _cpu_count(fp: dict) -> int | None:
+    cpus = (fp.get("cpu") or {}).get("available_cpus")
+    return len(cpus) if isinstance(cpus, list) else cpus if isinstance(cpus, int) else None
+
+
 def conditions_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """What each run ran under, a row per fact, '≠' where the runs differ."""
     labels = df.attrs["runs"]
@@ -325,6 +367,7 @@ def conditions_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     records = [df.attrs["records"][label] for label in labels]
     fps = [m.fingerprint or {} for m in manifests]
     put("CPU", [(fp.get("cpu") or {}).get("model") for fp in fps])
+    put("device", [_device(fp) for fp in fps])
     put("CPUs used", [(fp.get("cpu") or {}).get("available_cpus") for fp in fps])
     put("git revision", [m.git_revision for m in manifests])
     put("suite", [(m.suite or {}).get("name") for m in manifests])
@@ -344,6 +387,11 @@ def conditions_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
                                            for s in snaps])
     put("DRAM bandwidth, 1 thread", [fmt_si(c.value, "B/s") if (c := s.bandwidth("DRAM", 1)) else None
                                      for s in snaps])
+    cpus = [_cpu_count(fp) for fp in fps]
+    put("fp32 compute ceiling, every CPU", [f"{fmt_si(c.value, 'FLOP/s')} (t={n})" if n and (c := s.compute(
+        "float32", n)) else None for s, n in zip(snaps, cpus)])
+    put("DRAM bandwidth, every CPU", [f"{fmt_si(c.value, 'B/s')} (t={n})" if n and (c := s.bandwidth("DRAM", n))
+                                      else None for s, n in zip(snaps, cpus)])
     headers = ["", *labels, "differs"]
     return headers, [[name, *values, "≠" if len(set(values)) > 1 else ""] for name, values in facts.items()]
 
@@ -368,6 +416,23 @@ def basis_note(df: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- output
+
+def roofline_blocks(df: pd.DataFrame, out: Path) -> list:
+    """Each run's roofline, as its report draws it (its own ceilings, its ops), one after the other."""
+    blocks = []
+    for index, (label, path) in enumerate(zip(df.attrs["runs"], df.attrs["paths"])):
+        manifest = df.attrs["manifests"][label]
+        records = [r for r in df.attrs["records"][label] if r.roofline is not None]
+        if not records:
+            continue
+        panels = roofline_panels(records, snapshots.load(Path(path), manifest.fingerprint or {}))
+        written = roofline_plot(panels, out / f"roofline-{run_letter(index)}", title=f"Roofline: {label}")
+        if written:
+            if not blocks:
+                blocks.append(("h2", "Roofline per run", "roofline"))
+            blocks += [("h3", f"{run_letter(index)} = {label}"), *plot_blocks(written, f"roofline of {label}")]
+    return blocks
+
 
 def write_comparison(df: pd.DataFrame, out: Path, fail_slower: float | None = None) -> list[Path]:
     """comparison.html (plots inline), comparison.md, comparison.csv and the plot, in `out`."""
@@ -405,6 +470,12 @@ def write_comparison(df: pd.DataFrame, out: Path, fail_slower: float | None = No
                                                                      for i, label in enumerate(labels)) + "."))
         for family, pivot_headers, rows in pivots:
             blocks += [("h3", family), table(pivot_headers, rows, numeric=set(range(1, len(pivot_headers))))]
+    roof = roof_rows(df)
+    if roof:
+        blocks += [("h2", "% of roof", "roof"),
+                   ("p", "Each case's roofline efficiency (roofline time / measured median) in each run, placed "
+                         "against that run's own ceilings (its frozen profile snapshot), with the bound."),
+                   table(roof[0], roof[1], numeric=set(range(1, len(roof[0]))))]
     cond_headers, cond_rows = conditions_rows(df)
     blocks += [("h2", "Conditions", "conditions"),
                ("p", "What each run ran under; ≠ marks what differs (a ratio between runs whose clock, load or "
@@ -413,6 +484,7 @@ def write_comparison(df: pd.DataFrame, out: Path, fail_slower: float | None = No
     written = plots.comparison_plot(df, out / "comparison")
     if written:
         blocks += [("h2", "Ratio per case", "ratio-per-case"), *plot_blocks(written, "ratio per case")]
+    blocks += roofline_blocks(df, out)
     blocks.append(("note", "ratio = median / baseline median (> 1 = slower), with its 95% bootstrap interval. "
                            "Times are per call, decimal SI."))
     title = "Comparison: " + " vs ".join(labels)
