@@ -12,13 +12,14 @@ import signal
 import sys
 import unicodedata
 
-from harness.commands import compare, conv, device, export, fleet, kinds, model, probe, profile, report, run, throttle
+from harness.commands import (calibrate, compare, conv, device, export, fleet, kinds, model, predict, probe, profile,
+                               report, run, throttle)
 from harness.core.errors import UsageError
 
 # name -> module: the order `harness --help` lists them in.
 COMMANDS = {"run": run, "probe": probe, "profile": profile, "conv": conv, "model": model, "throttle": throttle,
-            "report": report, "compare": compare, "export": export, "device": device, "kinds": kinds,
-            "fleet": fleet}
+            "calibrate": calibrate, "predict": predict, "report": report, "compare": compare, "export": export,
+            "device": device, "kinds": kinds, "fleet": fleet}
 
 EPILOG = """\
 examples:
@@ -30,10 +31,16 @@ examples:
   harness model resnet50 --layers     four size metrics, latency per framework, per-layer roofline
   harness report latest               HTML + Markdown report of the newest run
   harness compare RUN_A RUN_B         matching cases side by side
+  harness calibrate                   measure kernels in random networks (5 minutes) for predict
+  harness predict resnet50            its latency on this device, predicted without timing it
   harness fleet run suites/quick.yaml --address HEAD:6379
                                       the suite on every machine of a Ray cluster, one at a time per machine
 
-Units are decimal SI (1 GB = 1e9 bytes, 1 GFLOP/s = 1e9 FLOP/s); a multiply-add counts 2 FLOPs.
+Terms: FLOP/s = floating-point operations per second (a multiply-add counts 2 FLOPs); ISA level = the
+widest vector instructions used (scalar, sse = 128-bit, avx2 = 256-bit, avx512 = 512-bit); ceiling = a
+measured peak (FLOP/s or bandwidth) that ops are judged against; roofline = min(peak, intensity x
+bandwidth), intensity = FLOPs per byte moved; "% of roof" = roofline time / measured time.
+Units are decimal SI (1 GB = 1e9 bytes, 1 GFLOP/s = 1e9 FLOP/s); KiB/MiB only where labelled.
 """
 
 
