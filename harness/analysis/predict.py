@@ -191,13 +191,15 @@ def features(k: Kernel, threads: int, snap: Snapshot) -> dict[str, float]:
 
 @dataclass
 class KernelSample:
-    """One kernel measured during calibration: the kernel, its class, features and median time."""
+    """One kernel measured during calibration: the kernel, its class, features and median time,
+    and the core clock its network ran at (read right after it, by the measurement core)."""
 
     kernel: dict
     klass: str
     features: dict
     measured_s: float
     network: str
+    clock_ghz: float | None = None
 
 
 @dataclass
@@ -208,6 +210,7 @@ class NetworkSample:
     whole_s: float
     sum_kernels_s: float
     kernels: int
+    clock_ghz: float | None = None
 
 
 @dataclass
@@ -308,7 +311,17 @@ class Prediction:
 
 
 class Predictor:
-    """Fitted from a Calibration: predicts kernels and whole models."""
+    """Fitted from a Calibration: predicts kernels and whole models.
+
+    Times are compared at one clock: this VM's host moves the core clock between minutes
+    (2.5-3.2 GHz here within an hour), and a kernel's time follows it. Each calibration time
+    is brought to the calibration's median clock (t x f / f_ref: the cycles are what stays);
+    a prediction for a device running at f_now is scaled by f_ref / f_now.
+
+    Per class, a base t = c0 + c1 x roofline time (a per-call cost and an efficiency, fitted
+    by non-negative least squares on relative error) carries the trend, so a kernel larger than
+    any calibrated one is extrapolated along it; the forest learns what the base misses
+    (channels off the vector width, cache boundaries, kernel size) as log(t / base)."""
 
     def __init__(self, cal: Calibration):
         if len(cal.kernels) < MIN_CLASS_SAMPLES:
@@ -318,13 +331,19 @@ class Predictor:
 
         self.cal = cal
         self.snap = cal.snap()
+        clocks = [s.clock_ghz for s in cal.kernels if s.clock_ghz]
+        self.clock_ghz = float(np.median(clocks)) if clocks else None
         self.names = list(cal.kernels[0].features)
         x = np.array([[s.features[n] for n in self.names] for s in cal.kernels])
-        y = np.array([math.log(s.measured_s / 10 ** s.features["log_roof_s"]) for s in cal.kernels])
-        self.forest = RandomForestRegressor(n_estimators=TREES, min_samples_leaf=2, oob_score=True, random_state=0,
+        t = np.array([s.measured_s * self._to_ref(s.clock_ghz) for s in cal.kernels])
+        roof = np.array([10 ** s.features["log_roof_s"] for s in cal.kernels])
+        classes = np.array([s.klass for s in cal.kernels])
+        self.base = {c: fit_base(roof[classes == c], t[classes == c]) for c in CLASSES if (classes == c).sum()}
+        self.base_all = fit_base(roof, t)
+        y = np.log(t / self._base(classes, roof))
+        self.forest = RandomForestRegressor(n_estimators=TREES, min_samples_leaf=3, oob_score=True, random_state=0,
                                            n_jobs=1).fit(x, y)
         residual = y - self.forest.oob_prediction_
-        classes = np.array([s.klass for s in cal.kernels])
         everyone = float(np.sqrt(np.mean(residual ** 2)))
         self.class_sd = {c: (float(np.sqrt(np.mean(residual[classes == c] ** 2)))
                              if (classes == c).sum() >= MIN_CLASS_SAMPLES else everyone) for c in CLASSES}
@@ -333,21 +352,26 @@ class Predictor:
         self.class_count = {c: int((classes == c).sum()) for c in CLASSES}
         self.ranges = {c: (x[classes == c].min(axis=0), x[classes == c].max(axis=0))
                        for c in CLASSES if (classes == c).sum()}
-        self.composition = fit_composition(cal.networks)
+        self.composition = fit_composition(cal.networks, self._to_ref)
 
-    def predict_kernels(self, kernels: list[Kernel]) -> list[KernelPrediction]:
+    def _to_ref(self, clock_ghz: float | None) -> float:
+        """The factor that brings a time measured at `clock_ghz` to the calibration's clock."""
+        return clock_ghz / self.clock_ghz if clock_ghz and self.clock_ghz else 1.0
+
+    def _base(self, classes, roof):
+        return np.array([np.dot(self.base.get(c, self.base_all), (1.0, r)) for c, r in zip(classes, roof)])
+
+    def predict_kernels(self, kernels: list[Kernel], clock_ghz: float | None = None) -> list[KernelPrediction]:
+        """Each kernel's time at `clock_ghz` (the calibration's clock where not given)."""
         if not kernels:
             return []
         rows = [features(k, self.cal.threads, self.snap) for k in kernels]
         x = np.array([[f[n] for n in self.names] for f in rows])
-        correction = self.forest.predict(x)
-        out = []
-        for k, f, c, xrow in zip(kernels, rows, correction, x):
-            klass = kernel_class(k)
-            roof = 10 ** f["log_roof_s"]
-            out.append(KernelPrediction(k, klass, roof * math.exp(c), roof, self.class_sd[klass],
-                                        self._outside(klass, xrow)))
-        return out
+        classes = [kernel_class(k) for k in kernels]
+        roofs = np.array([10 ** f["log_roof_s"] for f in rows])
+        seconds = self._base(classes, roofs) * np.exp(self.forest.predict(x)) / self._to_ref(clock_ghz)
+        return [KernelPrediction(k, klass, float(t), float(roof), self.class_sd[klass], self._outside(klass, xrow))
+                for k, klass, t, roof, xrow in zip(kernels, classes, seconds, roofs, x)]
 
     def _outside(self, klass: str, xrow) -> list[str]:
         if klass not in self.ranges:
@@ -357,11 +381,13 @@ class Predictor:
         return [f"{n} {xrow[i]:.3g} outside [{low[i]:.3g}, {high[i]:.3g}]" for i, n in enumerate(self.names)
                 if n in checked and not low[i] - 1e-9 <= xrow[i] <= high[i] + 1e-9]
 
-    def predict_model(self, kernels: list[Kernel]) -> Prediction:
-        per = self.predict_kernels(kernels)
+    def predict_model(self, kernels: list[Kernel], clock_ghz: float | None = None) -> Prediction:
+        """The whole model at `clock_ghz` (the calibration's clock where not given)."""
+        per = self.predict_kernels(kernels, clock_ghz)
         total = sum(p.seconds for p in per)
         comp = self.composition
-        seconds = comp["a"] + comp["b"] * total + comp["g"] * len(per)
+        scale = 1.0 / self._to_ref(clock_ghz)
+        seconds = max(comp["a"] * scale + comp["b"] * total + comp["g"] * scale * len(per), 0.5 * total)
         # kernels' errors assumed independent, the composition's residual on top, in log space
         kernel_var = sum((p.seconds * p.sd_log) ** 2 for p in per)
         sd = math.sqrt(kernel_var * comp["b"] ** 2 + (comp["rel_sd"] * seconds) ** 2)
@@ -370,23 +396,39 @@ class Predictor:
                           comp, warnings)
 
 
-def fit_composition(networks: list[NetworkSample]) -> dict:
-    """whole = a + b x sum(kernels) + g x kernels by least squares over the calibration
-    networks (a, g >= 0: a cost and a gap cannot be negative), with the relative standard
-    deviation of its residuals. Too few networks: whole = sum, with their spread."""
-    rows = [n for n in networks if n.whole_s > 0 and n.sum_kernels_s > 0]
-    if len(rows) < 4:
-        ratios = [n.whole_s / n.sum_kernels_s for n in rows] or [1.0]
-        return {"a": 0.0, "b": float(np.median(ratios)), "g": 0.0,
-                "rel_sd": float(np.std(np.log(ratios))) if len(ratios) > 1 else 0.1, "networks": len(rows)}
+def fit_base(roof, t) -> tuple[float, float]:
+    """(c0, c1) of t = c0 + c1 x roof, non-negative, each kernel's relative error weighed alike."""
     from scipy.optimize import nnls  # deferred with the rest: only a fit needs it
 
-    a_matrix = np.array([[1.0, n.sum_kernels_s, n.kernels] for n in rows])
-    whole = np.array([n.whole_s for n in rows])
-    # relative least squares: every network counts alike, whatever its size
-    weights = 1.0 / whole
-    coef, _ = nnls(a_matrix * weights[:, None], whole * weights)
+    roof, t = np.asarray(roof, dtype=float), np.asarray(t, dtype=float)
+    if len(t) < 2:
+        return (0.0, float(t[0] / roof[0])) if len(t) else (0.0, 1.0)
+    coef, _ = nnls(np.column_stack([np.ones_like(roof), roof]) / t[:, None], np.ones_like(t))
+    return (float(coef[0]), float(coef[1])) if coef[1] > 0 else (0.0, float(np.median(t / roof)))
+
+
+def fit_composition(networks: list[NetworkSample], to_ref=lambda clock: 1.0) -> dict:
+    """whole = a + b x sum(kernels) + g x kernels by least squares over the calibration
+    networks, each network's relative error weighed alike, their times at the calibration's
+    clock. g may be negative: the profiler adds a little to each kernel it times. a < 0 (a
+    cost cannot be negative) refits without it; too few networks: whole = b x sum."""
+    rows = [n for n in networks if n.whole_s > 0 and n.sum_kernels_s > 0]
+    ratios = [n.whole_s / n.sum_kernels_s for n in rows] or [1.0]
+    fallback = {"a": 0.0, "b": float(np.median(ratios)), "g": 0.0,
+                "rel_sd": float(np.std(np.log(ratios))) if len(ratios) > 1 else 0.1, "networks": len(rows)}
+    if len(rows) < 6:
+        return fallback
+    whole = np.array([n.whole_s * to_ref(n.clock_ghz) for n in rows])
+    summed = np.array([n.sum_kernels_s * to_ref(n.clock_ghz) for n in rows])
+    count = np.array([float(n.kernels) for n in rows])
+    for columns in ((np.ones_like(whole), summed, count), (summed, count)):
+        a_matrix = np.column_stack(columns)
+        coef = np.linalg.lstsq(a_matrix / whole[:, None], np.ones_like(whole), rcond=None)[0]
+        if len(columns) == 2 or coef[0] >= 0:
+            break
+    a, b, g = (coef if len(coef) == 3 else (0.0, *coef))
+    if not 0.5 <= b <= 1.5:  # noise a line cannot explain: the median ratio says more
+        return fallback
     fitted = a_matrix @ coef
     rel = np.log(whole / np.maximum(fitted, 1e-12))
-    return {"a": float(coef[0]), "b": float(coef[1]), "g": float(coef[2]), "rel_sd": float(np.std(rel)),
-            "networks": len(rows)}
+    return {"a": float(a), "b": float(b), "g": float(g), "rel_sd": float(np.std(rel)), "networks": len(rows)}

@@ -46,6 +46,7 @@ FIRST_ROUND = 6
 ROUND_MAX = 12
 # What the quick probe's cases at one thread count take, where the first round runs them.
 PROBE_GUESS_S = 30.0
+BATCHES = (1, 1, 2, 1, 1, 4, 1, 1, 8)
 PROFILED_RUNS, PROFILED_WARMUP = 8, 2
 CONV_FOCI = ("convkxk", "conv1x1", "depthwise", "grouped", "pool", "eltwise", "data")
 VIT_FOCI = ("gemm", "norm", "softmax")
@@ -66,16 +67,17 @@ def framework_version(framework: str) -> str:
     return torch.__version__
 
 
-def network_names(seeds: range, focus: list[str]) -> list[tuple[str, int]]:
-    """(zoo name, image size) per seed: three CNNs to one transformer, or the focus's family;
-    each network at the input size it was drawn with (56 to 224 pixels)."""
+def network_names(seeds: range, focus: list[str]) -> list[tuple[str, int, int]]:
+    """(zoo name, image size, batch) per seed: three CNNs to one transformer, or the focus's
+    family; each network at the input size it was drawn with (56 to 224 pixels), and one in
+    three at a batch of 2 to 8, so that kernels as large as a zoo model's at batch 8 are seen."""
     zoo = registry.model_zoo()
     out = []
     for seed in seeds:
         word = focus[seed % len(focus)] if focus else None
         family = "vit" if (word in VIT_FOCI if word else seed % 4 == 3) else "cnn"
         name = f"calib-{family}-{seed}" + (f"-{FOCUS_WORD[word]}" if word else "")
-        out.append((name, zoo.input_shape(name)[2]))
+        out.append((name, zoo.input_shape(name)[2], BATCHES[seed % len(BATCHES)]))
     return out
 
 
@@ -86,14 +88,14 @@ def probe_cases(threads: int) -> list:
     return [c for c in quick.cases if c.threads == threads or c.kind == "probe.frequency"]
 
 
-def calibration_suite(framework: str, threads: int, networks: list[tuple[str, int]], opt_level: str,
+def calibration_suite(framework: str, threads: int, networks: list[tuple[str, int, int]], opt_level: str,
                       label: str, probes: bool = False) -> Suite:
     cases = []
-    for name, image in networks:
-        params = {"model": name, "image": image, "runs": PROFILED_RUNS, "warmup": PROFILED_WARMUP}
+    for name, image, batch in networks:
+        params = {"model": name, "image": image, "batch": batch, "runs": PROFILED_RUNS, "warmup": PROFILED_WARMUP}
         if framework == "onnxruntime":
             params["opt_level"] = opt_level
-        cases.append({"id": name, "kind": FRAMEWORKS[framework], "params": params, "threads": [threads]})
+        cases.append({"id": f"{name}-b{batch}", "kind": FRAMEWORKS[framework], "params": params, "threads": [threads]})
     data = {"name": label, "description": f"calibration networks for harness predict ({framework}, {threads} "
                                           f"thread{'s' if threads != 1 else ''})",
             "defaults": {"budget": 0.2, "min_samples": 3, "warmup_max": 0.3, "timeout": 300}, "cases": cases}
@@ -114,14 +116,15 @@ def samples_from(records: list[Record], threads: int, snap) -> tuple[list[pr.Ker
     for case in records:
         if not case.kind.startswith("layers.") or not case.measured or not children.get(case.case_id):
             continue
-        network = str(case.params.get("model"))
+        network = f"{case.params.get('model')}-b{case.params.get('batch', 1)}"
         layers = children[case.case_id]
+        clock = case.conditions.clock_ghz_after if case.conditions else None
         for layer in layers:
             k = pr.Kernel.from_layer_record(layer)
             kernels.append(pr.KernelSample(vars(k).copy(), pr.kernel_class(k), pr.features(k, threads, snap),
-                                           layer.timing.median, network))
+                                           layer.timing.median, network, clock))
         networks.append(pr.NetworkSample(network, case.timing.median, sum(x.timing.median for x in layers),
-                                         len(layers)))
+                                         len(layers), clock))
     return kernels, networks
 
 
@@ -153,7 +156,7 @@ def calibrate(framework: str, threads: int, budget_s: float, results: Path, opt_
     per_case, seed, focus, round_no = FIRST_GUESS_S, 0, [], 0
     while True:
         left = budget_s - (time.monotonic() - started) - (PROBE_GUESS_S if need_probes and round_no == 0 else 0)
-        count = min(FIRST_ROUND if round_no == 0 else ROUND_MAX, int(left / per_case))
+        count = min(FIRST_ROUND if round_no == 0 else ROUND_MAX, int(0.85 * left / per_case))
         if count < 2 and not (round_no == 0 and count == 1):
             break
         round_no += 1

@@ -105,10 +105,13 @@ def predictions_from(records: list[Record], predictors: dict[int, pr.Predictor],
         model, batch = _model_of(found), found.params.get("batch")
         measured = {m.threads: m for m in records if m.kind in (WHOLE[framework], FRAMEWORKS[framework])
                     and m.measured and _model_of(m) == model and m.params.get("batch") == batch}
+        # the clock the device runs at now, read by the listing case (the measured ones are not used)
+        clock = found.conditions.clock_ghz_after if found.conditions else None
         for threads, predictor in sorted(predictors.items()):
-            p = predictor.predict_model(kernels)
+            p = predictor.predict_model(kernels, clock)
             baseline = sum(k.roof_s for k in p.kernels)
-            row = {"model": model, "framework": framework, "batch": batch, "threads": threads,
+            row = {"model": model, "framework": framework, "batch": batch, "threads": threads, "clock_ghz": clock,
+                   "calibration_clock_ghz": predictor.clock_ghz,
                    "predicted_s": p.seconds, "low_s": p.low, "high_s": p.high, "baseline_s": baseline,
                    "kernels": len(kernels), "sum_kernels_s": p.sum_kernels_s, "warnings": p.warnings,
                    "by_class": {c: {"predicted_s": s, "kernels": n} for c, (s, n) in p.by_class().items()},
