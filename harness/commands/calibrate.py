@@ -9,6 +9,9 @@ from harness.core.errors import UsageError
 from harness.core.text import fmt_duration
 from harness.session.calibration import DEFAULT_BUDGET_S, FRAMEWORKS, calibrate
 
+# Seconds the command spends outside the calibration rounds (imports, the fingerprint).
+START_S = 5.0
+
 HELP = "measure kernels in random networks for `harness predict` (minutes, not days)"
 DESCRIPTION = (
     "Measures the kernels of random networks whose layers are drawn from the zoo's real layers and perturbed "
@@ -41,7 +44,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     threads = options.thread_counts(args.threads)
-    share = args.budget / len(threads)
+    share = (args.budget - START_S) / len(threads)
     if share < 30:
         raise UsageError(f"--budget {args.budget:g}: {share:.0f} s for each of {len(threads)} thread counts is too "
                          "short for a calibration; give at least 30 s a thread count")

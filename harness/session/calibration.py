@@ -47,6 +47,8 @@ ROUND_MAX = 12
 # What the quick probe's cases at one thread count take, where the first round runs them.
 PROBE_GUESS_S = 30.0
 BATCHES = (1, 1, 2, 1, 1, 4, 1, 1, 8)
+# Seconds kept for the end: the last fit and the calibration file.
+FIT_RESERVE_S = 8.0
 PROFILED_RUNS, PROFILED_WARMUP = 8, 2
 CONV_FOCI = ("convkxk", "conv1x1", "depthwise", "grouped", "pool", "eltwise", "data")
 VIT_FOCI = ("gemm", "norm", "softmax")
@@ -155,8 +157,9 @@ def calibrate(framework: str, threads: int, budget_s: float, results: Path, opt_
             "runs the quick probe's cases first", file=sys.stderr)
     per_case, seed, focus, round_no = FIRST_GUESS_S, 0, [], 0
     while True:
-        left = budget_s - (time.monotonic() - started) - (PROBE_GUESS_S if need_probes and round_no == 0 else 0)
-        count = min(FIRST_ROUND if round_no == 0 else ROUND_MAX, int(0.85 * left / per_case))
+        left = (budget_s - (time.monotonic() - started) - FIT_RESERVE_S
+                - (PROBE_GUESS_S if need_probes and round_no == 0 else 0))
+        count = min(FIRST_ROUND if round_no == 0 else ROUND_MAX, int(0.8 * left / per_case))
         if count < 2 and not (round_no == 0 and count == 1):
             break
         round_no += 1
