@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from harness.core.registry import Kind, Param
 from harness.core.workload import Context, LayerTiming, Workload
-from kernels.layers import MODEL_INPUT, ort_setup, profile_ort, profile_torch, torch_setup, validate
+from kernels.layers import MODEL_INPUT, ORT_MODEL, ort_setup, profile_ort, profile_torch, torch_setup, validate
 from kernels.models import ZOO_NAME_HELP, model_memory
-from kernels.ort import OPT_LEVELS
 
 UNTIMED = "nothing of the model is timed: the case's callable is empty; info['kernels'] lists the kernels"
 
@@ -58,12 +57,7 @@ KINDS = [
          {"model": Param(str, help=ZOO_NAME_HELP), **MODEL_INPUT},
          "the torch-level calls of a zoo model in eager, costed, nothing timed (for harness predict)",
          validate=validate, memory=model_memory),
-    Kind("kernels.onnxruntime", "kernels.discover:ort_kernels",
-         {"model": Param(str, "", help="zoo model name (exported to ONNX once, cached)"),
-          "onnx": Param(str, "", help="path to a .onnx file instead of a zoo model"),
-          "shape": Param(str, "", help="fixed shapes for dynamic inputs: input=1x3x224x224[,name=...]"),
-          "opt_level": Param(str, "all", choices=OPT_LEVELS, help="ONNX Runtime graph optimization level"),
-          **MODEL_INPUT},
+    Kind("kernels.onnxruntime", "kernels.discover:ort_kernels", {**ORT_MODEL, **MODEL_INPUT},
          "the kernels ONNX Runtime runs for a model, costed, nothing timed (for harness predict)",
          validate=validate, memory=model_memory),
 ]

@@ -240,17 +240,18 @@ _COMMON = {**MODEL_INPUT,
            "runs": Param(int, 10, min=1, max=10_000, help="profiled passes (each layer's samples)"),
            "warmup": Param(int, 3, min=0, max=10_000, help="profiled passes dropped before them")}
 
+# The model an ONNX Runtime case runs (shared with kernels/discover.py's listing kind).
+ORT_MODEL = {"model": Param(str, "", help="zoo model name (exported to ONNX once, cached)"),
+             "onnx": Param(str, "", help="path to a .onnx file instead of a zoo model"),
+             "shape": Param(str, "", help="fixed shapes for dynamic inputs: input=1x3x224x224[,name=...]"),
+             "opt_level": Param(str, "all", choices=OPT_LEVELS, help="ONNX Runtime graph optimization level")}
+
 KINDS = [
     Kind("layers.torch", "kernels.layers:torch_layers",
          {"model": Param(str, help=ZOO_NAME_HELP), **_COMMON},
          "a zoo model in torch eager, layer by layer: one record per torch-level call, with its cost",
          validate=validate, memory=model_memory),
-    Kind("layers.onnxruntime", "kernels.layers:ort_layers",
-         {"model": Param(str, "", help="zoo model name (exported to ONNX once, cached)"),
-          "onnx": Param(str, "", help="path to a .onnx file instead of a zoo model"),
-          "shape": Param(str, "", help="fixed shapes for dynamic inputs: input=1x3x224x224[,name=...]"),
-          "opt_level": Param(str, "all", choices=OPT_LEVELS, help="ONNX Runtime graph optimization level"),
-          **_COMMON},
+    Kind("layers.onnxruntime", "kernels.layers:ort_layers", {**ORT_MODEL, **_COMMON},
          "a model in ONNX Runtime, node by node from its profiler: one record per kernel, with its cost",
          validate=validate, memory=model_memory),
 ]

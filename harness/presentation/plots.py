@@ -111,6 +111,17 @@ def _as_frame(data):
 # --------------------------------------------------------------------------- measured vs theoretical
 
 
+def time_against_time_axes(fig, rect, lo: float, hi: float):
+    """Square log-log axes from lo to hi seconds on both sides, and a grid of x values to draw
+    lines and bands over (the measured-against-theoretical and predicted-against-measured plots)."""
+    ax = fig.add_axes(rect)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    return ax, np.geomspace(lo, hi, 50)
+
+
 def measured_vs_theoretical_plot(df, path, title: str = "Measured against roofline time") -> list[Path]:
     """Each op's measured median against its roofline (theoretical) time, log-log, with the
     y = x line (on the roof: efficiency 100%) and bands at 50%, 10% and 1% efficiency.
@@ -140,12 +151,7 @@ def measured_vs_theoretical_plot(df, path, title: str = "Measured against roofli
     hi = max(x.max(), y.max()) * 3
     hi = max(hi, lo * 1000)  # at least three decades so the bands show
     fig = figure(10, 6.5)
-    ax = fig.add_axes([0.1, 0.1, 0.62, 0.82])
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    grid = np.geomspace(lo, hi, 50)
+    ax, grid = time_against_time_axes(fig, [0.1, 0.1, 0.62, 0.82], lo, hi)
     bands = [(1.0, 0.5, "#c7e9c0"), (0.5, 0.1, "#fff3b0"), (0.1, 0.01, "#fdd0a2"), (0.01, 1e-9, "#fcbba1")]
     for top, bottom, colour in bands:
         ax.fill_between(grid, grid / top, np.minimum(grid / bottom, hi * 10), color=colour, linewidth=0, zorder=0)
@@ -309,12 +315,7 @@ def prediction_plot(rows: list[dict], path, title: str = "Predicted against meas
     values = [v for r in rows for v in (r["measured_s"], r["predicted_s"], r.get("baseline_s") or r["measured_s"])]
     lo, hi = min(values) / 2, max(values) * 2
     fig = figure(10, 7)
-    ax = fig.add_axes([0.1, 0.1, 0.6, 0.82])
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    grid = np.geomspace(lo, hi, 50)
+    ax, grid = time_against_time_axes(fig, [0.1, 0.1, 0.6, 0.82], lo, hi)
     ax.fill_between(grid, grid * 0.9, grid * 1.1, color="#c7e9c0", linewidth=0, zorder=0)
     ax.plot(grid, grid, color="black", linewidth=1)
     threads = sorted({r["threads"] for r in rows})
