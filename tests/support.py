@@ -17,6 +17,24 @@ def harness_cli(*args, cwd=None, timeout=120, env=None):
                           env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
 
+def run_cli(*args):
+    """`harness ARGS` in this process (no interpreter start: a usage error takes milliseconds),
+    as a CompletedProcess with the exit code, stdout and stderr. For checks of what a command
+    prints and returns; signals, workers and `python -m harness` itself need harness_cli."""
+    import contextlib
+    import io
+
+    from harness.commands.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's one-line errors and --help end this way
+            code = exc.code if isinstance(exc.code, int) else 1
+    return subprocess.CompletedProcess(["harness", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
 def one_line_error(out) -> str:
     """The stderr of a usage error, checked to be one line and no traceback."""
     assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)

@@ -81,3 +81,15 @@ def thread_counts(values: list[str], flag: str = "--threads") -> list[int]:
         except ValueError:
             raise UsageError(f"{flag} {v}: expected a positive integer or 'all'") from None
     return list(dict.fromkeys(resolve_threads(flag, out, system.available_cpus())))
+
+
+def add_filter(parser) -> None:
+    parser.add_argument("--filter", metavar="TEXT", help="only cases whose id contains TEXT (e.g. 't=1]')")
+
+
+def filter_cases(suite, text: str | None) -> None:
+    """Keeps the cases whose id contains `text` (--filter); none left is one line."""
+    if text:
+        suite.cases = [c for c in suite.cases if text in c.case_id]
+        if not suite.cases:
+            raise UsageError(f"--filter {text!r}: no case id contains it")

@@ -57,12 +57,14 @@ def probe_suite(quick: bool, sweep: bool = True) -> Suite:
 def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="the quick probe (under a minute)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the working-set sweep of the full probe")
+    options.add_filter(parser)
     options.add_budget_scale(parser)
     options.add_run_options(parser)
 
 
 def run(args) -> int:
     suite = probe_suite(args.quick, sweep=not args.no_sweep)
+    options.filter_cases(suite, args.filter)
     scale_budgets(suite, args.budget_scale)
     print(f"probe: {len(suite.cases)} cases ({suite.path.name}"
           f"{'' if args.quick or args.no_sweep else ' + working-set sweep'})", file=sys.stderr)

@@ -20,7 +20,7 @@ DESCRIPTION = ("Runs every case of a suite file (suites/*.yaml; `harness kinds` 
 
 def add_arguments(parser) -> None:
     parser.add_argument("suite", help="a suite YAML file, e.g. suites/quick.yaml")
-    parser.add_argument("--filter", metavar="TEXT", help="only cases whose id contains TEXT")
+    options.add_filter(parser)
     options.add_budget_scale(parser)
     parser.add_argument("--processes", type=options.bounded_int(1, 100), metavar="K",
                         help="run every case in K fresh workers and pool the samples (pyperf's way; steadier "
@@ -36,10 +36,7 @@ def print_outcome(store, records) -> None:
 
 def run(args) -> int:
     suite = load_suite(args.suite)
-    if args.filter:
-        suite.cases = [c for c in suite.cases if args.filter in c.case_id]
-        if not suite.cases:
-            raise UsageError(f"--filter {args.filter!r}: no case id contains it")
+    options.filter_cases(suite, args.filter)
     scale_budgets(suite, args.budget_scale)
     if args.processes is not None:
         for c in suite.cases:

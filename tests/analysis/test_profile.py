@@ -190,8 +190,9 @@ def test_a_damaged_profile_is_moved_aside(tmp_path, capsys):
 
 def test_quick_probe_writes_a_profile_that_later_runs_place_against(tmp_path, write_suite):
     results = tmp_path / "results"
-    out = harness_cli("probe", "--quick", "--budget-scale", "0.2", "--results", results, "--no-progress",
-                      timeout=300)
+    # the 1-thread cases only: what the run below is placed against (--filter keeps the test short)
+    out = harness_cli("probe", "--quick", "--filter", "t=1]", "--budget-scale", "0.2", "--results", results,
+                      "--no-progress", timeout=300)
     assert out.returncode == 0, out.stderr
     assert "Measured by this run" in out.stdout and "Compute ceilings in force" in out.stdout
     profile_file = next(results.glob("*/profile.json"))

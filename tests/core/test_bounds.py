@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from support import harness_cli, one_line_error
+from support import harness_cli, one_line_error, run_cli
 from harness.core.errors import UsageError
 from harness.core.records import Manifest
 from harness.core.store import MANIFEST, RunStore, StoreError, find_runs, load_manifest, load_records
@@ -170,7 +170,7 @@ def test_every_reader_refuses_a_record_it_cannot_read_in_one_line(tmp_path, line
     (run / "records.jsonl").write_text(f"{good}\n{line}\n{good}\n")
     (run / MANIFEST).write_text(json.dumps({"run_id": "dev/run", "status": "complete"}))
     for argv in (["report", run], ["compare", run, run], ["export", run, "--format", "csv"]):
-        err = one_line_error(harness_cli(*argv))
+        err = one_line_error(run_cli(*argv))
         assert "records.jsonl: line 2" in err and expected in err, (argv, err)
 
 

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from support import ROOT
+from support import ROOT, run_cli
 from harness.cost.ops import conv2d_cost
 from harness.core.errors import UsageError
 from harness.core.records import final
@@ -226,7 +226,7 @@ def conv_cmd(*args, timeout=120):
     (["--ic", "8", "--oc", "8", "--hw", "eight"], "--hw"),
 ])
 def test_conv_cmd_bad_flags_are_one_line_and_exit_2(args, expected):
-    out = conv_cmd(*args)
+    out = run_cli("conv", *args)
     assert out.returncode == 2, out.stdout + out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], out.stderr

@@ -17,6 +17,7 @@ ort = pytest.importorskip("onnxruntime")
 from harness.core.workload import Context, Skip  # noqa: E402
 from kernels import models  # noqa: E402
 from onnx_models import helper_model, typed_inputs_onnx  # noqa: E402
+from support import run_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CTX = Context("test", 1, [0])
@@ -172,7 +173,7 @@ def test_model_cmd_errors_are_one_line_exit_2(case, tmp_path, dynamic_onnx):
         args, expect = ["resnet19"], "unknown model 'resnet19': not a zoo model (known: resnet18, resnet50"
     else:
         args, expect = [dynamic_onnx, "--shape", "x=1x3x16x16", "--framework", "eager"], "onnxruntime only"
-    proc = _model_cmd(*args)
+    proc = run_cli("model", *args)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], proc.stderr

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from support import harness_cli, one_line_error, record
+from support import harness_cli, one_line_error, record, run_cli
 from harness.analysis import predict as pr
 from harness.analysis.snapshot import Snapshot, SnapshotCeiling
 from harness.core.records import Cost
@@ -102,8 +102,8 @@ def test_a_prediction_run_report_shows_predicted_against_measured(tmp_path):
     (["calibrate", "--threads", "1", "--budget", "20"], "too short for a calibration"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expected):
-    line = one_line_error(harness_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args], "--threads", "1")
-                          if "--threads" not in args else harness_cli(*args))
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    line = one_line_error(run_cli(*args, *([] if "--threads" in args else ["--threads", "1"])))
     assert expected in line, line
 
 
