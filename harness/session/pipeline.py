@@ -26,7 +26,7 @@ from pathlib import Path
 from harness.analysis import fingerprint as fpmod
 from harness.analysis import profile as profiles
 from harness.analysis import snapshot as snapshots
-from harness.analysis.placement import placer
+from harness.analysis.placement import PLACED_PROBES, placer
 from harness.core.records import Manifest, Record
 from harness.core.runner import run_cases
 from harness.core.errors import UsageError
@@ -154,6 +154,12 @@ class Session:
             if probes:
                 self._probes(probes)
                 self._update_profile()
+                # A BLAS GEMM is a probe and an op: placed, for the summary, against the snapshot
+                # its own measurements joined (the report places it the same way from the store).
+                place = placer(self.snapshot)
+                for r in self.records:
+                    if r.kind in PLACED_PROBES:
+                        place(r)
             done = self._run(others, enrich=placer(self.snapshot))
             suspect = [c for c in others if any(r.case_id == c.case_id and r.status == "suspect" for r in done)]
             if suspect:

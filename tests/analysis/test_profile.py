@@ -1,6 +1,7 @@
 """The device profile: best-of measurements with health checks, a history per ceiling, the
 rule that picks the ceiling in force, and the probe end to end."""
 import json
+import re
 
 import pytest
 
@@ -234,3 +235,5 @@ def test_the_quick_suite_on_an_empty_results_folder_places_against_its_own_probe
     assert placed and all(r.roofline.source == "measured" for r in placed), [
         (r.case_id, r.roofline.source) for r in placed]
     assert "(datasheet)" not in out.stdout
+    # the BLAS GEMM, a probe and an op, is shown against the FMA roof its own run measured
+    assert re.search(r"^gemm\[t=1\].*\d+% compute", out.stdout, re.M), out.stdout
